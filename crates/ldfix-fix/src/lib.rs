@@ -1,0 +1,1 @@
+//! Diagnose -> plan -> apply (atomic, journaled) -> undo.

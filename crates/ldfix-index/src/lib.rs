@@ -1,0 +1,1 @@
+//! SONAME -> providers: scans profiles and the Nix store, keeps a versioned on-disk cache.

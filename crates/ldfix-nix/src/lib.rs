@@ -1,0 +1,1 @@
+//! Nix store paths, profiles, GC roots, and the only place that spawns the `nix` CLI.
