@@ -4,6 +4,9 @@ use crate::cli::InspectArgs;
 use crate::exit::Outcome;
 use crate::printer::Printer;
 
-pub(crate) fn run(_args: &InspectArgs, _printer: &Printer) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: &InspectArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    if args.tree {
+        return super::inspect_tree::run(args, printer);
+    }
     Err(super::not_yet_implemented("inspect", 3))
 }

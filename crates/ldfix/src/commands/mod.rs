@@ -3,6 +3,7 @@
 
 pub(crate) mod fix;
 pub(crate) mod inspect;
+pub(crate) mod inspect_tree;
 pub(crate) mod locate;
 pub(crate) mod patch;
 pub(crate) mod run;

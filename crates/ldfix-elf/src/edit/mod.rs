@@ -1,0 +1,1 @@
+//! The editor: computes the new bytes of an ELF file after patchelf-style edits.
