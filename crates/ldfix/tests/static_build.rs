@@ -2,6 +2,8 @@
 //! NEEDED libraries, and no path into NSS (`getpwuid` and friends would dlopen the host's
 //! `libnss_*`, which on the machines ldfix is for is exactly what cannot work).
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
