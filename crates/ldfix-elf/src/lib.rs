@@ -6,3 +6,8 @@
 
 pub mod edit;
 pub mod read;
+
+pub use read::{
+    parse, parse_file, Class, DlopenEntry, DynEntry, ElfInfo, Endian, FileKind, GlibcVersion,
+    LibcFlavour, ReadError, Segment, VersionNeed,
+};

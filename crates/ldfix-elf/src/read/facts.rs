@@ -1,0 +1,217 @@
+//! Facts derived from the raw fields: names of machines, the C library flavour, what sits at an
+//! interpreter path, and `#!` lines.
+
+use object::elf;
+
+use super::{Class, Endian, LibcFlavour};
+
+/// A readable name for a machine as Debian and Nix spell it, e.g. `x86_64`, `ppc64le`, `mipsel`.
+pub fn machine_name(machine: u16, class: Class, endian: Endian) -> String {
+    let big = endian == Endian::Big;
+    let wide = class == Class::Elf64;
+    let name = match elf::Machine(machine) {
+        elf::EM_X86_64 if wide => "x86_64",
+        elf::EM_X86_64 => "x32",
+        elf::EM_386 => "i386",
+        elf::EM_AARCH64 if big => "aarch64_be",
+        elf::EM_AARCH64 => "aarch64",
+        elf::EM_ARM if big => "armeb",
+        elf::EM_ARM => "arm",
+        elf::EM_RISCV if wide => "riscv64",
+        elf::EM_RISCV => "riscv32",
+        elf::EM_PPC64 if big => "ppc64",
+        elf::EM_PPC64 => "ppc64le",
+        elf::EM_PPC if big => "ppc",
+        elf::EM_PPC => "ppcle",
+        elf::EM_S390 if wide => "s390x",
+        elf::EM_S390 => "s390",
+        elf::EM_MIPS if wide && big => "mips64",
+        elf::EM_MIPS if wide => "mips64el",
+        elf::EM_MIPS if big => "mips",
+        elf::EM_MIPS => "mipsel",
+        elf::EM_LOONGARCH if wide => "loongarch64",
+        elf::EM_LOONGARCH => "loongarch32",
+        elf::EM_SPARCV9 => "sparc64",
+        elf::EM_SPARC => "sparc",
+        elf::EM_ALPHA => "alpha",
+        elf::EM_IA_64 => "ia64",
+        elf::EM_PARISC => "hppa",
+        elf::EM_68K => "m68k",
+        elf::EM_SH => "sh",
+        _ => return format!("machine {machine}"),
+    };
+    name.to_owned()
+}
+
+/// The (machine, class, byte order) this program was built for: the host it runs on.
+pub fn host_machine() -> (u16, Class, Endian) {
+    let class = if cfg!(target_pointer_width = "64") {
+        Class::Elf64
+    } else {
+        Class::Elf32
+    };
+    let endian = if cfg!(target_endian = "big") {
+        Endian::Big
+    } else {
+        Endian::Little
+    };
+    let machine = if cfg!(target_arch = "x86_64") {
+        elf::EM_X86_64
+    } else if cfg!(target_arch = "x86") {
+        elf::EM_386
+    } else if cfg!(target_arch = "aarch64") {
+        elf::EM_AARCH64
+    } else if cfg!(target_arch = "arm") {
+        elf::EM_ARM
+    } else if cfg!(any(target_arch = "riscv64", target_arch = "riscv32")) {
+        elf::EM_RISCV
+    } else if cfg!(target_arch = "powerpc64") {
+        elf::EM_PPC64
+    } else if cfg!(target_arch = "powerpc") {
+        elf::EM_PPC
+    } else if cfg!(target_arch = "s390x") {
+        elf::EM_S390
+    } else if cfg!(any(target_arch = "mips", target_arch = "mips64")) {
+        elf::EM_MIPS
+    } else if cfg!(target_arch = "loongarch64") {
+        elf::EM_LOONGARCH
+    } else {
+        elf::EM_NONE
+    };
+    (machine.0, class, endian)
+}
+
+/// The C library a file uses, from its interpreter, then its NEEDED entries, then its SONAME
+/// (for the C libraries and loaders themselves).
+pub(crate) fn libc_flavour(
+    interpreter: Option<&[u8]>,
+    needed: &[Vec<u8>],
+    soname: Option<&[u8]>,
+) -> LibcFlavour {
+    let base =
+        |path: &[u8]| -> Vec<u8> { path.rsplit(|&b| b == b'/').next().unwrap_or(path).to_vec() };
+    let judge = |name: &[u8]| -> Option<LibcFlavour> {
+        if name.starts_with(b"ld-musl-") || name.starts_with(b"libc.musl-") || name == b"libc.so" {
+            Some(LibcFlavour::Musl)
+        } else if name.starts_with(b"ld-linux")
+            || name == b"libc.so.6"
+            || name.starts_with(b"ld64.so.")
+            || name == b"ld.so.1"
+            || name.starts_with(b"ld-linux-")
+        {
+            Some(LibcFlavour::Glibc)
+        } else if name.starts_with(b"linker") || name == b"libc.so" {
+            Some(LibcFlavour::Bionic)
+        } else {
+            None
+        }
+    };
+    if let Some(interp) = interpreter {
+        if interp.starts_with(b"/system/bin/linker") {
+            return LibcFlavour::Bionic;
+        }
+        if let Some(flavour) = judge(&base(interp)) {
+            return flavour;
+        }
+    }
+    for name in needed.iter().map(|n| base(n)).chain(soname.map(base)) {
+        if let Some(flavour) = judge(&name) {
+            return flavour;
+        }
+    }
+    if interpreter.is_none() && needed.is_empty() {
+        LibcFlavour::None
+    } else {
+        LibcFlavour::Unknown
+    }
+}
+
+/// What a file at an interpreter path really is, judged by its content (names lie: on NixOS
+/// `/lib64/ld-linux-x86-64.so.2` is stub-ld or nix-ld, never glibc's loader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InterpreterKind {
+    /// NixOS's stub-ld (the default at the FHS loader paths since NixOS 24.05): prints "NixOS
+    /// cannot run dynamically linked executables intended for generic linux environments out of
+    /// the box" and exits 127.
+    StubLd,
+    /// nix-ld: forwards to the loader named by `NIX_LD` with `NIX_LD_LIBRARY_PATH`.
+    NixLd,
+    /// An ELF file that is neither: presumably a real dynamic loader.
+    Loader,
+    /// Not an ELF file at all.
+    NotElf,
+}
+
+impl InterpreterKind {
+    /// A short stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterpreterKind::StubLd => "stub-ld",
+            InterpreterKind::NixLd => "nix-ld",
+            InterpreterKind::Loader => "loader",
+            InterpreterKind::NotElf => "not-elf",
+        }
+    }
+}
+
+/// Classifies the contents of the file at an interpreter path.
+///
+/// Markers: stub-ld's message (nixpkgs `pkgs/by-name/st/stub-ld`) contains "cannot run
+/// dynamically linked executables" in every version. nix-ld (the C 1.x and Rust 2.x lines) reads
+/// `NIX_LD_LIBRARY_PATH` and has its default library directory `/run/current-system/sw/share/
+/// nix-ld/lib` compiled in. glibc's and musl's loaders contain none of these strings.
+pub fn classify_interpreter(data: &[u8]) -> InterpreterKind {
+    if data.get(..4) != Some(&elf::ELFMAG[..]) {
+        return InterpreterKind::NotElf;
+    }
+    let has = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
+    if has(b"cannot run dynamically linked executables") {
+        InterpreterKind::StubLd
+    } else if has(b"NIX_LD_LIBRARY_PATH") && has(b"nix-ld") {
+        InterpreterKind::NixLd
+    } else {
+        InterpreterKind::Loader
+    }
+}
+
+/// A `#!` line as the kernel reads it (linux fs/binfmt_script.c): the interpreter path and at
+/// most one argument (everything after the first blank, trimmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shebang {
+    /// The interpreter path, e.g. `/usr/bin/env` or `/bin/bash`.
+    pub interpreter: Vec<u8>,
+    /// The optional single argument, e.g. `python3` after `/usr/bin/env`.
+    pub argument: Option<Vec<u8>>,
+}
+
+/// Parses the `#!` line at the start of `data`, or `None` when there is none.
+/// The kernel reads at most the first 256 bytes (BINPRM_BUF_SIZE); so do we.
+pub fn parse_shebang(data: &[u8]) -> Option<Shebang> {
+    let rest = data.strip_prefix(b"#!")?;
+    let head = rest.get(..rest.len().min(254)).unwrap_or(rest);
+    let line = match head.iter().position(|&b| b == b'\n') {
+        Some(end) => head.get(..end).unwrap_or(head),
+        None => head,
+    };
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let line = trim(line, blank);
+    let split = line.iter().position(blank).unwrap_or(line.len());
+    let (interpreter, argument) = line.split_at(split);
+    if interpreter.is_empty() {
+        return None;
+    }
+    let argument = trim(argument, blank);
+    Some(Shebang {
+        interpreter: interpreter.to_vec(),
+        argument: (!argument.is_empty()).then(|| argument.to_vec()),
+    })
+}
+
+fn trim(bytes: &[u8], blank: impl Fn(&u8) -> bool) -> &[u8] {
+    let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |e| e + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
