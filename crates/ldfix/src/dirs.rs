@@ -8,31 +8,31 @@ use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
+use crate::env_vars;
+
 /// Where ldfix keeps its library index.
 ///
 /// In order: `$LDFIX_CACHE_DIR`; `$XDG_CACHE_HOME/ldfix`; `$HOME/.cache/ldfix`; and when HOME is
 /// unset or empty, `/tmp/ldfix-cache-<uid>` (the uid read from `/proc/self`, never from NSS).
-#[allow(dead_code, reason = "used by the index once `locate` lands (issue #6)")]
 pub(crate) fn cache_dir(env: impl Fn(&str) -> Option<OsString>) -> PathBuf {
     let non_empty = |name: &str| env(name).filter(|value| !value.is_empty());
-    if let Some(dir) = non_empty("LDFIX_CACHE_DIR") {
+    if let Some(dir) = non_empty(env_vars::LDFIX_CACHE_DIR) {
         return PathBuf::from(dir);
     }
-    if let Some(dir) = non_empty("XDG_CACHE_HOME") {
+    if let Some(dir) = non_empty(env_vars::XDG_CACHE_HOME) {
         return PathBuf::from(dir).join("ldfix");
     }
-    if let Some(home) = non_empty("HOME") {
+    if let Some(home) = non_empty(env_vars::HOME) {
         return PathBuf::from(home).join(".cache").join("ldfix");
     }
     PathBuf::from(format!("/tmp/ldfix-cache-{}", current_uid()))
 }
 
 /// The user's name for `/etc/profiles/per-user/$USER`; `None` when USER (or LOGNAME) is unset.
-#[allow(dead_code, reason = "used by the index once `locate` lands (issue #6)")]
 pub(crate) fn user_name(env: impl Fn(&str) -> Option<OsString>) -> Option<OsString> {
-    env("USER")
+    env(env_vars::USER)
         .filter(|value| !value.is_empty())
-        .or_else(|| env("LOGNAME").filter(|value| !value.is_empty()))
+        .or_else(|| env(env_vars::LOGNAME).filter(|value| !value.is_empty()))
 }
 
 /// The real uid of this process, from the owner of `/proc/self` (no NSS, no unsafe code).

@@ -3,8 +3,10 @@
 mod cli;
 mod commands;
 mod dirs;
+mod env_vars;
 mod exit;
 mod printer;
+mod settings;
 
 use std::process::ExitCode;
 

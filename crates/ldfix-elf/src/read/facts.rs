@@ -215,3 +215,86 @@ fn trim(bytes: &[u8], blank: impl Fn(&u8) -> bool) -> &[u8] {
         .map_or(start, |e| e + 1);
     bytes.get(start..end).unwrap_or_default()
 }
+
+/// Names of the DT_FLAGS bits set in `flags`, as readelf prints them (unknown bits as hex).
+pub fn dt_flags_names(flags: u64) -> Vec<String> {
+    const NAMES: [&str; 5] = ["ORIGIN", "SYMBOLIC", "TEXTREL", "BIND_NOW", "STATIC_TLS"];
+    bit_names(flags, &NAMES)
+}
+
+/// Names of the DT_FLAGS_1 bits set in `flags_1`, as readelf prints them (unknown bits as hex).
+pub fn dt_flags_1_names(flags_1: u64) -> Vec<String> {
+    const NAMES: [&str; 28] = [
+        "NOW",
+        "GLOBAL",
+        "GROUP",
+        "NODELETE",
+        "LOADFLTR",
+        "INITFIRST",
+        "NOOPEN",
+        "ORIGIN",
+        "DIRECT",
+        "TRANS",
+        "INTERPOSE",
+        "NODEFLIB",
+        "NODUMP",
+        "CONFALT",
+        "ENDFILTEE",
+        "DISPRELDNE",
+        "DISPRELPND",
+        "NODIRECT",
+        "IGNMULDEF",
+        "NOKSYMS",
+        "NOHDR",
+        "EDITED",
+        "NORELOC",
+        "SYMINTPOSE",
+        "GLOBAUDIT",
+        "SINGLETON",
+        "STUB",
+        "PIE",
+    ];
+    bit_names(flags_1, &NAMES)
+}
+
+fn bit_names(value: u64, names: &[&str]) -> Vec<String> {
+    (0..64)
+        .filter(|bit| value & (1u64 << bit) != 0)
+        .map(|bit| match names.get(bit) {
+            Some(name) => (*name).to_owned(),
+            None => format!("{:#x}", 1u64 << bit),
+        })
+        .collect()
+}
+
+/// A readable name for EI_OSABI.
+pub fn os_abi_name(os_abi: u8) -> String {
+    let name = match os_abi {
+        0 => "SYSV",
+        1 => "HP-UX",
+        2 => "NetBSD",
+        3 => "GNU/Linux",
+        6 => "Solaris",
+        7 => "AIX",
+        8 => "IRIX",
+        9 => "FreeBSD",
+        12 => "OpenBSD",
+        97 => "ARM",
+        255 => "standalone",
+        _ => return format!("OS ABI {os_abi}"),
+    };
+    name.to_owned()
+}
+
+/// Whether this host's kernel can execute a program for (machine, class, endian): its own
+/// machine, or the 32-bit sibling it has compat support for (i386 on x86_64, arm on aarch64;
+/// Linux `CONFIG_IA32_EMULATION` and `CONFIG_COMPAT`, on by default in Debian and NixOS).
+pub fn host_can_run(machine: u16, class: Class, endian: Endian) -> bool {
+    let (host, host_class, host_endian) = host_machine();
+    if machine == host && class == host_class && endian == host_endian {
+        return true;
+    }
+    let compat = (host == elf::EM_X86_64.0 && machine == elf::EM_386.0)
+        || (host == elf::EM_AARCH64.0 && machine == elf::EM_ARM.0);
+    compat && class == Class::Elf32 && endian == Endian::Little && host_class == Class::Elf64
+}

@@ -9,14 +9,17 @@ mod error;
 mod facts;
 mod notes;
 mod parse;
+mod source;
 
 use std::path::Path;
 
 pub use error::ReadError;
 pub use facts::{
-    classify_interpreter, host_machine, machine_name, parse_shebang, InterpreterKind, Shebang,
+    classify_interpreter, dt_flags_1_names, dt_flags_names, host_can_run, host_machine,
+    machine_name, os_abi_name, parse_shebang, InterpreterKind, Shebang,
 };
 pub use parse::parse;
+pub use source::{read_candidate, Contents, FileBytes, HEAD_LEN};
 
 /// ELF class: the width of addresses and offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
