@@ -49,7 +49,21 @@ pub struct Provider<'a> {
     pub missing_versions: Vec<Vec<u8>>,
 }
 
-impl Provider<'_> {
+impl<'a> Provider<'a> {
+    /// How well `library` fits `requester`.
+    fn judge(library: &'a Library, requester: &Requester) -> Self {
+        Provider {
+            library,
+            compatible: compatible(library, requester),
+            missing_versions: requester
+                .versions
+                .iter()
+                .filter(|version| !library.defines_version(version))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Whether this provider can serve the requester as it is.
     pub fn usable(&self) -> bool {
         self.compatible && self.missing_versions.is_empty()
@@ -73,16 +87,7 @@ impl Index {
                         .is_some_and(|dir| library.real_dir_path() == dir)
             })
             .filter(|library| library.real_path().exists()) // collected since the scan
-            .map(|library| Provider {
-                library,
-                compatible: compatible(library, requester),
-                missing_versions: requester
-                    .versions
-                    .iter()
-                    .filter(|version| !library.defines_version(version))
-                    .cloned()
-                    .collect(),
-            })
+            .map(|library| Provider::judge(library, requester))
             .collect();
         providers.sort_by(rank);
         dedup_same_file(&mut providers);
@@ -146,16 +151,7 @@ mod tests {
         let index = Index::for_tests(libraries);
         let mut providers: Vec<Provider<'_>> = index
             .named(b"libstdc++.so.6")
-            .map(|library| Provider {
-                library,
-                compatible: compatible(library, requester),
-                missing_versions: requester
-                    .versions
-                    .iter()
-                    .filter(|v| !library.defines_version(v))
-                    .cloned()
-                    .collect(),
-            })
+            .map(|library| Provider::judge(library, requester))
             .collect();
         providers.sort_by(rank);
         providers
