@@ -14,20 +14,27 @@ use crate::error::IndexError;
 use crate::library::{Library, SourceKind};
 
 const MAGIC: &[u8; 8] = b"LDFIXIDX";
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 /// Everything the index keeps between runs.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct CacheData {
     /// The store directory the entries belong to; a different one invalidates them.
+    #[serde(with = "serde_bytes")]
     pub(crate) store_dir: Vec<u8>,
     pub(crate) store_paths: Vec<StoreEntry>,
+    /// Store entries that were not valid (half-built, unregistered) when last checked; checked
+    /// again only when the Nix database changes.
+    pub(crate) invalid: Vec<(serde_bytes::ByteBuf, EntryKey)>,
+    /// Modification stamps of the Nix database files when `invalid` was checked.
+    pub(crate) database_stamp: Vec<i64>,
     pub(crate) profiles: Vec<ProfileEntry>,
 }
 
 /// One scanned store path. `key` changes when a collected path is rebuilt under the same name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoreEntry {
+    #[serde(with = "serde_bytes")]
     pub(crate) base_name: Vec<u8>,
     pub(crate) key: EntryKey,
     pub(crate) libraries: Vec<Library>,
@@ -45,8 +52,10 @@ pub(crate) struct EntryKey {
 /// store path: profiles switch generations by pointing somewhere else).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ProfileEntry {
+    #[serde(with = "serde_bytes")]
     pub(crate) lib_dir: Vec<u8>,
     pub(crate) source: SourceKind,
+    #[serde(with = "serde_bytes")]
     pub(crate) resolved: Vec<u8>,
     pub(crate) libraries: Vec<Library>,
 }

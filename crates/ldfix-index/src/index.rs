@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ldfix_nix::{NixCli, ProfileKind, ProfileSource, StoreDir, StorePath};
 use rayon::prelude::*;
+use serde_bytes::ByteBuf;
 
 use crate::cache::{self, CacheData, EntryKey, LoadProblem, ProfileEntry, StoreEntry};
 use crate::error::IndexError;
@@ -51,7 +52,8 @@ pub struct RefreshStats {
 #[derive(Debug)]
 pub struct Index {
     libraries: Vec<Library>,
-    by_name: HashMap<Vec<u8>, Vec<usize>>,
+    /// Positions in `libraries`, sorted by file name (binary search; no per-entry allocation).
+    by_name: Vec<u32>,
     stats: RefreshStats,
 }
 
@@ -82,10 +84,17 @@ impl Index {
             (None, _) => CacheData::default(),
         };
 
-        let (store_paths, store_changed) = refresh_store(
+        let database_stamp = database_stamp(&config.store);
+        let still_invalid = if old.database_stamp == database_stamp {
+            old.invalid
+        } else {
+            Vec::new()
+        };
+        let (store_paths, invalid, store_changed) = refresh_store(
             &config.store,
             config.nix.as_ref(),
             old.store_paths,
+            still_invalid,
             &mut stats,
         )?;
         let (profiles, profiles_changed) =
@@ -93,6 +102,8 @@ impl Index {
         let data = CacheData {
             store_dir: store_dir_bytes,
             store_paths,
+            invalid,
+            database_stamp,
             profiles,
         };
         if let Some(path) = &config.cache_file {
@@ -118,13 +129,10 @@ impl Index {
     }
 
     fn from_libraries(libraries: Vec<Library>, stats: RefreshStats) -> Self {
-        let mut by_name: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-        for (position, library) in libraries.iter().enumerate() {
-            by_name
-                .entry(library.file_name.clone())
-                .or_default()
-                .push(position);
-        }
+        let mut by_name: Vec<u32> = (0..libraries.len())
+            .filter_map(|position| u32::try_from(position).ok())
+            .collect();
+        by_name.sort_by(|&a, &b| file_name_at(&libraries, a).cmp(file_name_at(&libraries, b)));
         Self {
             libraries,
             by_name,
@@ -142,13 +150,24 @@ impl Index {
 
     /// Every library found under file name `name` (what a loader looking for NEEDED `name` in
     /// that library's directory would open), unranked.
-    pub fn named(&self, name: &[u8]) -> impl Iterator<Item = &Library> {
-        self.by_name
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter_map(|&position| self.libraries.get(position))
+    pub fn named<'a, 'n>(
+        &'a self,
+        name: &'n [u8],
+    ) -> impl Iterator<Item = &'a Library> + use<'a, 'n> {
+        let start = self
+            .by_name
+            .partition_point(|&position| file_name_at(&self.libraries, position) < name);
+        self.by_name[start..]
+            .iter()
+            .take_while(move |&&position| file_name_at(&self.libraries, position) == name)
+            .filter_map(|&position| self.libraries.get(position as usize))
     }
+}
+
+fn file_name_at(libraries: &[Library], position: u32) -> &[u8] {
+    libraries
+        .get(position as usize)
+        .map_or(&[], |library| library.file_name.as_slice())
 }
 
 fn describe_problem(problem: &LoadProblem) -> Option<String> {
@@ -165,17 +184,19 @@ fn describe_problem(problem: &LoadProblem) -> Option<String> {
 
 /// Lists the store, keeps cached entries whose key is unchanged, scans new ones (after checking
 /// their validity), and drops vanished ones. Returns the entries and whether anything changed.
+#[allow(clippy::type_complexity)]
 fn refresh_store(
     store: &StoreDir,
     nix: Option<&NixCli>,
     old: Vec<StoreEntry>,
+    old_invalid: Vec<(ByteBuf, EntryKey)>,
     stats: &mut RefreshStats,
-) -> Result<(Vec<StoreEntry>, bool), IndexError> {
+) -> Result<(Vec<StoreEntry>, Vec<(ByteBuf, EntryKey)>, bool), IndexError> {
     let listing = match std::fs::read_dir(store.path()) {
         Ok(listing) => listing,
         // No store at all: nothing to index from it (a machine without Nix).
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((Vec::new(), !old.is_empty()))
+            return Ok((Vec::new(), Vec::new(), !old.is_empty()))
         }
         Err(source) => {
             return Err(IndexError::Read {
@@ -188,8 +209,13 @@ fn refresh_store(
         .into_iter()
         .map(|entry| (entry.base_name.clone(), entry))
         .collect();
+    let old_invalid: HashMap<Vec<u8>, EntryKey> = old_invalid
+        .into_iter()
+        .map(|(name, key)| (name.into_vec(), key))
+        .collect();
     let mut kept = Vec::new();
     let mut new = Vec::new();
+    let mut invalid = Vec::new();
     for entry in listing.flatten() {
         let base_name = entry.file_name();
         let Some(store_path) = StorePath::from_base_name(store.path(), &base_name) else {
@@ -206,6 +232,9 @@ fn refresh_store(
         };
         match old.remove(base_name.as_bytes()) {
             Some(cached) if cached.key == key => kept.push(cached),
+            _ if old_invalid.get(base_name.as_bytes()) == Some(&key) => {
+                invalid.push((ByteBuf::from(base_name.as_bytes()), key));
+            }
             _ => new.push((store_path, key)),
         }
     }
@@ -223,13 +252,17 @@ fn refresh_store(
         }
         _ => vec![true; new.len()],
     };
-    let before = new.len();
-    let new: Vec<_> = new
-        .into_iter()
-        .zip(validity)
-        .filter_map(|(entry, valid)| valid.then_some(entry))
-        .collect();
-    stats.store_paths_invalid = before - new.len();
+    let mut valid_new = Vec::new();
+    for ((store_path, key), valid) in new.into_iter().zip(validity) {
+        if valid {
+            valid_new.push((store_path, key));
+        } else {
+            let base_name = store_path.path().file_name().map(|n| n.as_bytes().to_vec());
+            invalid.push((ByteBuf::from(base_name.unwrap_or_default()), key));
+        }
+    }
+    let new = valid_new;
+    stats.store_paths_invalid = invalid.len();
     stats.store_paths_scanned = new.len();
     let scanned: Vec<StoreEntry> = new
         .into_par_iter()
@@ -243,11 +276,32 @@ fn refresh_store(
             libraries: scan::scan_store_path(store_path.path(), store),
         })
         .collect();
-    let changed = dropped_any || !scanned.is_empty();
+    let changed = dropped_any || !scanned.is_empty() || invalid.len() != old_invalid.len();
     kept.extend(scanned);
     kept.sort_by(|a, b| a.base_name.cmp(&b.base_name));
     stats.store_paths = kept.len();
-    Ok((kept, changed))
+    Ok((kept, invalid, changed))
+}
+
+/// Modification times of the Nix database and its write-ahead log: registering a path changes
+/// one of them, which is when unregistered paths are worth checking again.
+fn database_stamp(store: &StoreDir) -> Vec<i64> {
+    let Some(database) = store.database() else {
+        return Vec::new();
+    };
+    let mut wal = database.clone().into_os_string();
+    wal.push("-wal");
+    [database, PathBuf::from(wal)]
+        .iter()
+        .flat_map(|path| match std::fs::metadata(path) {
+            Ok(meta) => [
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.size().try_into().unwrap_or(i64::MAX),
+            ],
+            Err(_) => [0, 0, 0],
+        })
+        .collect()
 }
 
 /// Rescans profile directories whose target changed. A profile directory that resolves to the

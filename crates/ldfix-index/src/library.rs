@@ -41,17 +41,20 @@ impl SourceKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Library {
     /// DT_SONAME, or the file name when the library has none.
+    #[serde(with = "serde_bytes")]
     pub soname: Vec<u8>,
     /// The file name in its directory (what a run path entry finds).
+    #[serde(with = "serde_bytes")]
     pub file_name: Vec<u8>,
     /// The directory the file was found in, as seen from its source (a profile's `lib/` for a
     /// profile provider).
+    #[serde(with = "serde_bytes")]
     pub dir: Vec<u8>,
-    /// The canonical directory of the real file (inside the store for store-backed sources);
-    /// this is what `fix` writes, never a profile path.
-    pub real_dir: Vec<u8>,
-    /// The store path holding the real file, if it is in the store.
-    pub store_path: Option<Vec<u8>>,
+    /// The canonical directory of the real file when it differs from `dir` (a profile's link
+    /// target, inside the store); this is what `fix` writes, never a profile path.
+    pub real_dir: Option<serde_bytes::ByteBuf>,
+    /// Length of the store path prefix of the real directory, if it is in the store.
+    pub store_path_len: Option<u32>,
     pub machine: u16,
     /// 1 for ELFCLASS32, 2 for ELFCLASS64 (the ELF header's encoding).
     pub class: u8,
@@ -60,10 +63,15 @@ pub struct Library {
     pub os_abi: u8,
     /// `glibc`, `musl`, `none`, … (ldfix-elf's libc flavour name).
     pub libc: String,
-    /// Symbol versions the library defines (`GLIBCXX_3.4.30`, …), from `.gnu.version_d`.
-    pub defines: Vec<Vec<u8>>,
+    /// Symbol versions the library defines (`GLIBCXX_3.4.30`, …), from `.gnu.version_d`, each
+    /// followed by a NUL byte (one allocation instead of dozens: the cache loads faster).
+    #[serde(with = "serde_bytes")]
+    pub defines: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub pname: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub version: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub output: Vec<u8>,
     pub source: SourceKind,
 }
@@ -74,7 +82,37 @@ impl Library {
     }
 
     pub fn real_dir_path(&self) -> &Path {
-        Path::new(OsStr::from_bytes(&self.real_dir))
+        let real_dir = self
+            .real_dir
+            .as_deref()
+            .map_or(self.dir.as_slice(), Vec::as_slice);
+        Path::new(OsStr::from_bytes(real_dir))
+    }
+
+    /// The store path holding the real file, if it is in the store.
+    pub fn store_path(&self) -> Option<&Path> {
+        let len = usize::try_from(self.store_path_len?).ok()?;
+        let real_dir = self.real_dir_path().as_os_str().as_bytes();
+        real_dir
+            .get(..len)
+            .map(|prefix| Path::new(OsStr::from_bytes(prefix)))
+    }
+
+    /// The symbol versions the library defines.
+    pub fn defines(&self) -> impl Iterator<Item = &[u8]> {
+        self.defines
+            .split(|&b| b == 0)
+            .filter(|name| !name.is_empty())
+    }
+
+    /// Encodes version names for the `defines` field.
+    pub fn encode_defines<'n>(names: impl IntoIterator<Item = &'n [u8]>) -> Vec<u8> {
+        let mut joined = Vec::new();
+        for name in names {
+            joined.extend_from_slice(name);
+            joined.push(0);
+        }
+        joined
     }
 
     /// The file as seen from its source.
@@ -89,6 +127,6 @@ impl Library {
     }
 
     pub fn defines_version(&self, version: &[u8]) -> bool {
-        self.defines.iter().any(|defined| defined == version)
+        self.defines().any(|defined| defined == version)
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ldfix_elf::{Class, ElfInfo, Endian, FileKind};
 use ldfix_nix::StoreDir;
+use serde_bytes::ByteBuf;
 
 use crate::library::{Library, SourceKind};
 
@@ -153,8 +154,8 @@ fn describe(
         soname: info.soname.clone().unwrap_or_else(|| file_name.to_vec()),
         file_name: file_name.to_vec(),
         dir: dir.as_os_str().as_bytes().to_vec(),
-        real_dir: real_dir.as_os_str().as_bytes().to_vec(),
-        store_path: store_path.map(|sp| sp.path().as_os_str().as_bytes().to_vec()),
+        real_dir: (real_dir != dir).then(|| ByteBuf::from(real_dir.as_os_str().as_bytes())),
+        store_path_len: store_path.and_then(|sp| u32::try_from(sp.path().as_os_str().len()).ok()),
         machine: info.machine,
         class: match info.class {
             Class::Elf32 => 1,
@@ -166,7 +167,7 @@ fn describe(
         },
         os_abi: info.os_abi,
         libc: info.libc.as_str().to_owned(),
-        defines: info.version_defs.clone(),
+        defines: Library::encode_defines(info.version_defs.iter().map(Vec::as_slice)),
         pname: package
             .as_ref()
             .map(|p| p.pname.clone())

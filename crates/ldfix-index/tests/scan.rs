@@ -208,7 +208,10 @@ fn refresh_is_incremental_and_notices_new_vanished_and_rebuilt_paths() {
 fn corrupt_or_old_cache_is_rebuilt_with_a_reason() {
     let world = world();
     Index::open(&config(&world)).unwrap();
-    std::fs::write(&world.cache, b"LDFIXIDX\x01\x00\x00\x00garbage").unwrap();
+    // The current header (magic and format version) followed by garbage.
+    let mut corrupt = std::fs::read(&world.cache).unwrap()[..12].to_vec();
+    corrupt.extend_from_slice(b"garbage");
+    std::fs::write(&world.cache, corrupt).unwrap();
     let index = Index::open(&config(&world)).unwrap();
     assert_eq!(
         index.stats().cache_problem.as_deref(),

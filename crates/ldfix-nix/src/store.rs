@@ -44,6 +44,12 @@ impl StoreDir {
         StorePath::from_base_name(&self.0, first)
     }
 
+    /// The Nix database that registers this store's valid paths: `<store>/../var/nix/db/db.sqlite`,
+    /// which holds for `/nix/store` and for relocated stores made with `--store DIR`.
+    pub fn database(&self) -> Option<PathBuf> {
+        Some(self.0.parent()?.join("var/nix/db/db.sqlite"))
+    }
+
     /// Whether `path` lies inside this store.
     pub fn contains(&self, path: &Path) -> bool {
         self.store_path_of(path).is_some()

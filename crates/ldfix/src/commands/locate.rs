@@ -204,7 +204,7 @@ fn library_json(lib: &ldfix_index::Library, provider: Option<&Provider<'_>>) -> 
     json!({
         "path": lib.path().to_string_lossy(),
         "real_path": lib.real_path().to_string_lossy(),
-        "store_path": lib.store_path.as_deref().map(text),
+        "store_path": lib.store_path().map(|path| path.to_string_lossy()),
         "package": text(&lib.pname),
         "version": text(&lib.version),
         "output": text(&lib.output),
