@@ -1,1 +1,3 @@
 //! Diagnose -> plan -> apply (atomic, journaled) -> undo.
+
+pub mod write;

@@ -115,13 +115,16 @@ fn parse_as<Elf: FileHeader<Endian = Endianness>>(
         .read_at::<Elf>(0)
         .map_err(|()| truncated("ELF header", 0, header_size, data))?;
     let ident = header.e_ident();
-    let sections = section_headers(header, endian, data)?;
 
     // Program headers. PN_XNUM means the real count is in section 0's sh_info (gABI).
     let phoff: u64 = header.e_phoff(endian).into();
     let mut phnum = u64::from(header.e_phnum(endian));
     if phnum == u64::from(elf::PN_XNUM) {
-        phnum = sections.first().map_or(0, |s| u64::from(s.sh_info(endian)));
+        let shoff: u64 = header.e_shoff(endian).into();
+        if shoff != 0 {
+            let first = read_table::<Elf::SectionHeader>(data, "section header 0", shoff, 1)?;
+            phnum = first.first().map_or(0, |s| u64::from(s.sh_info(endian)));
+        }
     }
     let phentsize = std::mem::size_of::<Elf::ProgramHeader>();
     if phnum > 0 && usize::from(header.e_phentsize(endian)) != phentsize {
@@ -206,6 +209,8 @@ fn parse_as<Elf: FileHeader<Endian = Endianness>>(
         dyn_info.soname.is_some(),
     );
 
+    // Section headers last: the loader never reads them, so damage there matters least.
+    let sections = section_headers(header, endian, data)?;
     let notes = notes::read::<Elf>(&segments, sections, endian, data, &mut warnings);
 
     // Where the referenced bytes end. Anything after is trailing data (an appended payload).

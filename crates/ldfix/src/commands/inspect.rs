@@ -493,21 +493,26 @@ fn on_path(name: &[u8]) -> bool {
     })
 }
 
-/// The kernel refuses a file for another machine with ENOEXEC ("cannot execute binary file:
-/// Exec format error"). Only programs are checked; libraries are judged with their program.
+/// The kernel refuses a program for another machine with ENOEXEC ("cannot execute binary file:
+/// Exec format error"), and the loader skips a library for another machine as if it were
+/// missing (glibc `elf/dl-load.c`, `elf_machine_matches_host`).
 fn architecture_problem(info: &ElfInfo) -> Option<Problem> {
-    let program = matches!(
+    let loadable = matches!(
         info.kind,
-        FileKind::Executable | FileKind::Pie | FileKind::StaticExecutable | FileKind::StaticPie
+        FileKind::Executable
+            | FileKind::Pie
+            | FileKind::StaticExecutable
+            | FileKind::StaticPie
+            | FileKind::SharedLibrary
     );
-    if !program || elf_read::host_can_run(info.machine, info.class, info.endian) {
+    if !loadable || elf_read::host_can_run(info.machine, info.class, info.endian) {
         return None;
     }
     let (machine, class, endian) = elf_read::host_machine();
     Some(Problem::error(
         "wrong-architecture",
         format!(
-            "it is for {}, this machine is {} (the shell says \"cannot execute binary file: Exec format error\")",
+            "it is for {}, this machine is {} (running it gives \"Exec format error\")",
             info.machine_name(),
             elf_read::machine_name(machine, class, endian)
         ),
