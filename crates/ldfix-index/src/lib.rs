@@ -11,7 +11,6 @@ mod error;
 mod families;
 mod index;
 mod library;
-mod mmap;
 pub mod nixpkgs;
 mod query;
 mod scan;

@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::File;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -28,10 +26,6 @@ const SKIPPED_DIRS: &[&[u8]] = &[
 
 /// How deep below `lib/` the store scan looks (`lib/pulseaudio/libpulsecommon.so`, …).
 const MAX_DEPTH: usize = 3;
-
-/// Files above this size are memory-mapped rather than read (CUDA and torch libraries are
-/// hundreds of megabytes; only a few pages of them are needed).
-const MMAP_THRESHOLD: u64 = 1 << 20;
 
 /// Whether a file name looks like a shared library or a loader: `*.so`, `*.so.N…`.
 pub(crate) fn is_library_name(name: &[u8]) -> bool {
@@ -181,26 +175,14 @@ fn describe(
     })
 }
 
-/// Parses one file; `None` for anything that is not a readable ELF file.
+/// Parses one file; `None` for anything that is not a readable ELF file. Large libraries are
+/// mapped, not copied (ldfix-elf's `read_candidate`).
 fn read_elf(path: &Path) -> Option<ElfInfo> {
-    let mut file = File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() {
+    let contents = ldfix_elf::read::read_candidate(path).ok()?;
+    if !contents.is_elf {
         return None;
     }
-    let mut magic = [0u8; 4];
-    file.read_exact(&mut magic).ok()?;
-    if &magic != b"\x7fELF" {
-        return None;
-    }
-    if meta.len() > MMAP_THRESHOLD {
-        let map = crate::mmap::map_read_only(&file)?;
-        return ldfix_elf::parse(&map).ok();
-    }
-    let mut data = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
-    data.extend_from_slice(&magic);
-    file.read_to_end(&mut data).ok()?;
-    ldfix_elf::parse(&data).ok()
+    ldfix_elf::parse(&contents.bytes).ok()
 }
 
 #[cfg(test)]
