@@ -1,31 +1,14 @@
-//! The one error type of the editor.
+//! The editor's errors. Structural problems in the input are the read model's [`ReadError`]
+//! (which names the structure and its offset); this adds what only editing can hit.
 
-/// Why an edit could not be made. The file on disk is never touched when this is returned; every
-/// variant names the structure and, where there is one, its file offset.
+use crate::read::ReadError;
+
+/// Why an edit could not be made. The file on disk is never touched when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
-    /// A structure extends past the end of the file.
-    #[error("truncated: {what} at offset {offset:#x} needs {size} bytes, but the file ends at {file_len:#x}")]
-    Truncated {
-        /// The structure.
-        what: &'static str,
-        /// Its file offset.
-        offset: u64,
-        /// Bytes it needs.
-        size: u64,
-        /// Length of the file.
-        file_len: u64,
-    },
-    /// A structure is present but its contents are impossible.
-    #[error("malformed {what} at offset {offset:#x}: {problem}")]
-    Malformed {
-        /// The structure.
-        what: &'static str,
-        /// Its file offset.
-        offset: u64,
-        /// What is wrong.
-        problem: String,
-    },
+    /// The input is truncated or malformed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// The file is valid but the edit cannot be made safely.
     #[error("cannot edit {what}: {problem}")]
     Unsupported {
@@ -44,12 +27,20 @@ pub enum EditError {
 
 impl EditError {
     pub(crate) fn truncated(what: &'static str, offset: u64, size: u64, data: &[u8]) -> Self {
-        EditError::Truncated {
+        EditError::Read(ReadError::Truncated {
             what,
             offset,
             size,
             file_len: data.len() as u64,
-        }
+        })
+    }
+
+    pub(crate) fn malformed(what: &'static str, offset: u64, problem: impl Into<String>) -> Self {
+        EditError::Read(ReadError::Malformed {
+            what,
+            offset,
+            problem: problem.into(),
+        })
     }
 
     pub(crate) fn unsupported(what: &'static str, problem: impl Into<String>) -> Self {

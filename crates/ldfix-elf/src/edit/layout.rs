@@ -20,6 +20,7 @@ use object::elf;
 use super::error::EditError;
 use super::model::{Model, Phdr, Shdr};
 use super::state::{find_string, is_string_tag, State};
+use crate::read::ReadError;
 
 /// Marks the segment ldfix appended: magic, format version, original `.dynstr` size (so the
 /// strings appended by earlier edits can be dropped when no longer referenced). Little-endian.
@@ -86,12 +87,12 @@ fn put(out: &mut [u8], at: u64, bytes: &[u8], what: &'static str) -> Result<(), 
     let slot = o
         .checked_add(bytes.len())
         .and_then(|end| out.get_mut(o..end))
-        .ok_or(EditError::Truncated {
+        .ok_or(EditError::Read(ReadError::Truncated {
             what,
             offset: at,
             size: bytes.len() as u64,
             file_len: len,
-        })?;
+        }))?;
     slot.copy_from_slice(bytes);
     Ok(())
 }
@@ -235,9 +236,7 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
     }
     let dynstr = state.dynstr.as_ref().map(|d| (d.offset, d.capacity));
     for s in &model.shdrs {
-        if s.flags & elf::SHF_ALLOC.0 == 0
-            || !overlaps(s.offset, s.file_size(), start, len)
-        {
+        if s.flags & elf::SHF_ALLOC.0 == 0 || !overlaps(s.offset, s.file_size(), start, len) {
             continue;
         }
         let inside = covered

@@ -284,21 +284,17 @@ pub(crate) fn is_pointer_tag(tag: i64) -> bool {
 impl<'d> Model<'d> {
     pub(crate) fn parse(data: &'d [u8]) -> Result<Self, EditError> {
         if data.get(..4) != Some(&elf::ELFMAG[..]) {
-            return Err(EditError::Malformed {
-                what: "ELF header",
-                offset: 0,
-                problem: "no \\x7fELF magic".into(),
-            });
+            return Err(EditError::malformed("ELF header", 0, "no \\x7fELF magic"));
         }
         let endian = match data.get(5).copied().map(elf::DataEncoding) {
             Some(elf::ELFDATA2LSB) => Endianness::Little,
             Some(elf::ELFDATA2MSB) => Endianness::Big,
             other => {
-                return Err(EditError::Malformed {
-                    what: "ELF identification",
-                    offset: 5,
-                    problem: format!("unknown data encoding {other:?}"),
-                })
+                return Err(EditError::malformed(
+                    "ELF identification",
+                    5,
+                    format!("unknown data encoding {other:?}"),
+                ))
             }
         };
         match data.get(4).copied().map(elf::FileClass) {
@@ -306,11 +302,11 @@ impl<'d> Model<'d> {
                 Self::parse_as::<FileHeader32<Endianness>>(data, endian, false)
             }
             Some(elf::ELFCLASS64) => Self::parse_as::<FileHeader64<Endianness>>(data, endian, true),
-            other => Err(EditError::Malformed {
-                what: "ELF identification",
-                offset: 4,
-                problem: format!("unknown class {other:?}"),
-            }),
+            other => Err(EditError::malformed(
+                "ELF identification",
+                4,
+                format!("unknown class {other:?}"),
+            )),
         }
     }
 
@@ -327,11 +323,11 @@ impl<'d> Model<'d> {
         let phnum = u64::from(header.e_phnum(endian));
         let phentsize = u64::from(header.e_phentsize(endian));
         if phnum > 0 && phentsize != codec.phentsize() {
-            return Err(EditError::Malformed {
-                what: "ELF header",
-                offset: if is64 { 54 } else { 42 },
-                problem: format!("e_phentsize is {phentsize}, expected {}", codec.phentsize()),
-            });
+            return Err(EditError::malformed(
+                "ELF header",
+                if is64 { 54 } else { 42 },
+                format!("e_phentsize is {phentsize}, expected {}", codec.phentsize()),
+            ));
         }
         let raw_phdrs =
             read_table::<Elf::ProgramHeader>(data, "program header table", phoff, phnum)?;
@@ -355,11 +351,11 @@ impl<'d> Model<'d> {
         if shoff != 0 && shnum != 0 {
             let shentsize = u64::from(header.e_shentsize(endian));
             if shentsize != codec.shentsize() {
-                return Err(EditError::Malformed {
-                    what: "ELF header",
-                    offset: if is64 { 58 } else { 46 },
-                    problem: format!("e_shentsize is {shentsize}, expected {}", codec.shentsize()),
-                });
+                return Err(EditError::malformed(
+                    "ELF header",
+                    if is64 { 58 } else { 46 },
+                    format!("e_shentsize is {shentsize}, expected {}", codec.shentsize()),
+                ));
             }
             let raw = read_table::<Elf::SectionHeader>(data, "section header table", shoff, shnum)?;
             shdrs = raw

@@ -282,9 +282,7 @@ fn remove_needed(state: &mut State, names: &[Vec<u8>]) -> Result<(), EditError> 
     state.removed_versions.extend(removed_versions);
     if state.verneeds.iter().all(|v| v.removed) {
         let tags = [elf::DT_VERNEED.0, elf::DT_VERNEEDNUM.0];
-        state
-            .entries
-            .retain(|(t, _)| !tags.contains(t));
+        state.entries.retain(|(t, _)| !tags.contains(t));
         // Without any version requirement or definition, glibc leaves `l_versions` NULL but
         // still indexes it for every symbol when DT_VERSYM is present (`elf/do-rel.h`).
         let verdef = elf::DT_VERDEF.0;

@@ -86,15 +86,13 @@ impl State {
             model.dyn_value(elf::DT_STRTAB.0),
             model.dyn_value(elf::DT_STRSZ.0),
         ) {
-            let offset = model
-                .vaddr_to_offset(addr)
-                .ok_or_else(|| EditError::Malformed {
-                    what: "dynamic table",
-                    offset: model.dynamic.as_ref().map_or(0, |d| d.offset),
-                    problem: format!(
-                        "DT_STRTAB {addr:#x} is not mapped from the file by any PT_LOAD"
-                    ),
-                })?;
+            let offset = model.vaddr_to_offset(addr).ok_or_else(|| {
+                EditError::malformed(
+                    "dynamic table",
+                    model.dynamic.as_ref().map_or(0, |d| d.offset),
+                    format!("DT_STRTAB {addr:#x} is not mapped from the file by any PT_LOAD"),
+                )
+            })?;
             let bytes = usize::try_from(offset)
                 .ok()
                 .zip(usize::try_from(size).ok())
@@ -288,13 +286,13 @@ fn read_verneeds(model: &Model<'_>) -> Result<Vec<Verneed>, EditError> {
     };
     let c = model.codec;
     let data = model.data;
-    let mut at = model
-        .vaddr_to_offset(addr)
-        .ok_or_else(|| EditError::Malformed {
-            what: "dynamic table",
-            offset: model.dynamic.as_ref().map_or(0, |d| d.offset),
-            problem: format!("DT_VERNEED {addr:#x} is not mapped from the file"),
-        })?;
+    let mut at = model.vaddr_to_offset(addr).ok_or_else(|| {
+        EditError::malformed(
+            "dynamic table",
+            model.dynamic.as_ref().map_or(0, |d| d.offset),
+            format!("DT_VERNEED {addr:#x} is not mapped from the file"),
+        )
+    })?;
     let mut out = Vec::new();
     // Each record is 16 bytes, so a chain longer than the file is a loop.
     let limit = (data.len() / 16) as u64;
