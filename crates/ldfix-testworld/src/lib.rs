@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Bumped whenever the way the world is built changes, so old caches and store paths are rebuilt.
-const WORLD_VERSION: &str = "ldfix-testworld-1";
+const WORLD_VERSION: &str = "ldfix-testworld-3";
 
 /// Where the world keeps its state: `$LDFIX_TESTWORLD_DIR`, else `/var/tmp/ldfix-testworld/v1`.
 pub fn state_dir() -> PathBuf {
@@ -68,6 +68,11 @@ const TOOLS: &[(&str, &str)] = &[
 
 /// Fails with the install command when something the world needs is missing. Never skips.
 pub fn check_prerequisites() -> Result<()> {
+    check_prerequisites_in(&std::env::var_os("PATH").unwrap_or_default())
+}
+
+/// [`check_prerequisites`] with the commands looked up in `path` (a PATH value).
+pub fn check_prerequisites_in(path: &std::ffi::OsStr) -> Result<()> {
     let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let euid = status
         .lines()
@@ -80,7 +85,7 @@ pub fn check_prerequisites() -> Result<()> {
     );
     let missing: Vec<&str> = TOOLS
         .iter()
-        .filter(|(t, _)| util::which(t).is_none())
+        .filter(|(t, _)| util::which_in(t, path).is_none())
         .map(|(_, p)| *p)
         .collect();
     if !Path::new("/bin/busybox").is_file() {
@@ -118,7 +123,13 @@ fn world_key() -> Result<String> {
         "libltdl7",
         "python3.11-minimal",
     ]);
-    debs.extend(["libpython3.11-stdlib", "busybox-static", "nix-bin"]);
+    debs.extend([
+        "libpython3.11-stdlib",
+        "busybox-static",
+        "nix-bin",
+        "bash",
+        "libtinfo6",
+    ]);
     let out = Command::new("dpkg-query")
         .args(["-W", "-f", "${Package}=${Version}\n"])
         .args(&debs)
@@ -305,7 +316,7 @@ impl World {
     }
 
     /// Output path of a package by attribute: `busybox`, `stubLd`, `libgcc`, `glibc`, `gccLib`,
-    /// `zlib`, `libxcrypt`, `openssl`, `libffi`, `sqlite`, `expat`, `bzip2`, `xz`, `unixODBC`,
+    /// `zlib`, `ncurses`, `bash`, `libxcrypt`, `openssl`, `libffi`, `sqlite`, `expat`, `bzip2`, `xz`, `unixODBC`,
     /// `python3`, `nix`, `systemPath`, `systemPathNoNix`, `userProfile`.
     pub fn pkg(&self, attr: &str) -> Result<&Path> {
         self.outs
@@ -360,6 +371,10 @@ impl World {
     /// `…-python3-3.11.2/bin/python3`.
     pub fn python_bin(&self) -> PathBuf {
         self.python().join("bin/python3")
+    }
+    /// `…-bash-5.2.15`: `/bin/sh` in the sandbox, as on NixOS.
+    pub fn bash(&self) -> &Path {
+        self.must("bash")
     }
     /// `…-busybox-1.35.0` (static).
     pub fn busybox(&self) -> &Path {

@@ -1,7 +1,8 @@
 //! Runs a command in a NixOS-like root with bubblewrap.
 //!
 //! Inside: `/nix/store` read-only, `/nix/var/nix` writable (as the daemon makes it on NixOS),
-//! `/run/current-system/sw` → the system profile, `/bin/sh` (busybox) and `/usr/bin/env` only,
+//! `/run/current-system/sw` → the system profile, `/bin/sh` (bash, as NixOS's `environment.binsh`)
+//! and `/usr/bin/env` (busybox) only,
 //! no `/lib`, no `/usr/lib`, no `/etc/ld.so.cache`; `/lib64/ld-linux-x86-64.so.2` is absent or
 //! NixOS's stub-ld; a writable HOME with `~/.nix-profile`. Networking is unshared.
 
@@ -30,7 +31,7 @@ pub enum Lib64 {
 pub enum Env {
     /// A NixOS login: PATH=/run/current-system/sw/bin, HOME, USER, no LD_LIBRARY_PATH.
     Login,
-    /// `env -i`: nothing at all.
+    /// `env -i`: nothing at all (the command runs under `/usr/bin/env -i`).
     Empty,
 }
 
@@ -155,10 +156,12 @@ impl<'w> Sandbox<'w> {
         let w = self.world;
         let etc = w.state_dir().join("etc");
         fs::create_dir_all(&etc)?;
-        write_if_changed(&etc.join("passwd"), "root:x:0:0:System administrator:/root:/run/current-system/sw/bin/sh\nnobody:x:65534:65534:Unprivileged account:/var/empty:/run/current-system/sw/bin/nologin\n")?;
+        write_if_changed(&etc.join("passwd"), "root:x:0:0:System administrator:/root:/run/current-system/sw/bin/bash\nnobody:x:65534:65534:Unprivileged account:/var/empty:/run/current-system/sw/bin/nologin\n")?;
+        write_if_changed(&etc.join("group"), "root:x:0:\nnogroup:x:65534:\n")?;
+        // Single-user Nix, as the host's: no build users (the sandbox maps only uid/gid 0).
         write_if_changed(
-            &etc.join("group"),
-            "root:x:0:\nnixbld:x:30000:\nnogroup:x:65534:\n",
+            &etc.join("nix.conf"),
+            "build-users-group =\nsandbox = false\n",
         )?;
         let link = home.join(".nix-profile");
         if fs::symlink_metadata(&link).is_err() {
@@ -195,13 +198,16 @@ impl<'w> Sandbox<'w> {
             .arg("/run/current-system/sw");
         c.args(["--dir", "/bin"])
             .arg("--symlink")
-            .arg(w.busybox().join("bin/sh"))
+            .arg(w.bash().join("bin/sh"))
             .arg("/bin/sh");
         c.args(["--dir", "/usr/bin"])
             .arg("--symlink")
             .arg(w.busybox().join("bin/env"))
             .arg("/usr/bin/env");
-        c.args(["--dir", "/etc"]);
+        c.args(["--dir", "/etc", "--dir", "/etc/nix"]);
+        c.arg("--ro-bind")
+            .arg(etc.join("nix.conf"))
+            .arg("/etc/nix/nix.conf");
         c.arg("--ro-bind")
             .arg(etc.join("passwd"))
             .arg("/etc/passwd");
@@ -233,7 +239,7 @@ impl<'w> Sandbox<'w> {
             c.args([
                 "--setenv", "HOME", HOME, "--setenv", "USER", "root", "--setenv", "LOGNAME", "root",
             ]);
-            c.args(["--setenv", "SHELL", "/run/current-system/sw/bin/sh"]);
+            c.args(["--setenv", "SHELL", "/run/current-system/sw/bin/bash"]);
             c.args([
                 "--setenv",
                 "NIX_PROFILES",
@@ -246,6 +252,10 @@ impl<'w> Sandbox<'w> {
         c.arg("--chdir")
             .arg(self.cwd.as_deref().unwrap_or(Path::new(HOME)));
         c.arg("--");
+        if self.env == Env::Empty {
+            // bwrap itself sets PWD; `env -i` is what users type to get an empty environment.
+            c.args(["/usr/bin/env", "-i"]);
+        }
         c.args(argv);
         Ok(c)
     }

@@ -36,6 +36,8 @@ pub(crate) enum Kind {
     Busybox,
     /// The static stub-ld, as a single file (NixOS: `pkgs.runCommandCC "stub-ld"`).
     StubLd,
+    /// Debian's bash as `bin/bash` and `bin/sh` (NixOS's `/bin/sh` is bash).
+    Bash,
     /// python3.11 with its standard library.
     Python,
     /// Debian's nix CLI with the libraries it needs that no other world package provides.
@@ -191,6 +193,20 @@ pub(crate) fn packages() -> Result<Vec<Pkg>> {
             &["glibc"],
         ),
         p(
+            "ncurses",
+            format!("ncurses-{}", v("libtinfo6")?),
+            Kind::Libs,
+            &["libtinfo6"],
+            &["glibc"],
+        ),
+        p(
+            "bash",
+            format!("bash-{}", v("bash")?),
+            Kind::Bash,
+            &["bash"],
+            &["glibc", "ncurses"],
+        ),
+        p(
             "python3",
             format!("python3-{}", v("python3.11-minimal")?),
             Kind::Python,
@@ -218,6 +234,7 @@ pub(crate) fn packages() -> Result<Vec<Pkg>> {
             &["nix-bin"],
             &[
                 "glibc", "libgcc", "gccLib", "zlib", "openssl", "sqlite", "libffi", "bzip2", "xz",
+                "ncurses",
             ],
         ),
         // NixOS's /run/current-system/sw: no glibc libraries, no unixODBC, no libxcrypt.
@@ -227,8 +244,8 @@ pub(crate) fn packages() -> Result<Vec<Pkg>> {
             Kind::Farm,
             &[],
             &[
-                "busybox", "python3", "nix", "zlib", "openssl", "libffi", "sqlite", "expat",
-                "bzip2", "xz", "gccLib",
+                "bash", "busybox", "python3", "nix", "zlib", "openssl", "libffi", "sqlite",
+                "expat", "bzip2", "xz", "gccLib",
             ],
         ),
         p(
@@ -237,8 +254,8 @@ pub(crate) fn packages() -> Result<Vec<Pkg>> {
             Kind::Farm,
             &[],
             &[
-                "busybox", "python3", "zlib", "openssl", "libffi", "sqlite", "expat", "bzip2",
-                "xz", "gccLib",
+                "bash", "busybox", "python3", "zlib", "openssl", "libffi", "sqlite", "expat",
+                "bzip2", "xz", "gccLib",
             ],
         ),
         p(
@@ -252,6 +269,9 @@ pub(crate) fn packages() -> Result<Vec<Pkg>> {
     for pkg in &mut pkgs {
         if pkg.attr == "unixODBC" {
             pkg.only = vec!["libodbc.so", "libltdl.so"];
+        }
+        if pkg.attr == "ncurses" {
+            pkg.only = vec!["libtinfo.so"];
         }
         if pkg.attr == "openssl" {
             pkg.only = vec!["libssl.so", "libcrypto.so"];
@@ -359,6 +379,11 @@ pub(crate) fn stage_all(
                 }
             }
             Kind::Python => stage_python(&stage)?,
+            Kind::Bash => {
+                fs::create_dir_all(stage.join("bin"))?;
+                fs::copy("/bin/bash", stage.join("bin/bash")).context("copying /bin/bash")?;
+                symlink("bash", stage.join("bin/sh"))?;
+            }
             Kind::NixCli => stage_nix(&stage, &providers)?,
             Kind::Farm => {
                 let dirs: Vec<PathBuf> = p.deps.iter().map(|d| out(d)).collect::<Result<_>>()?;
@@ -367,7 +392,11 @@ pub(crate) fn stage_all(
         }
         // libgcc_s is left as is: in nixpkgs it has no RUNPATH (glibc's loader finds libc by its
         // default directories, and libgcc is one of them).
-        if matches!(p.kind, Kind::Libs | Kind::Python | Kind::NixCli) && p.attr != "libgcc" {
+        if matches!(
+            p.kind,
+            Kind::Libs | Kind::Bash | Kind::Python | Kind::NixCli
+        ) && p.attr != "libgcc"
+        {
             patch_tree(p, &stage, &me, &loader, &providers)?;
         }
         if matches!(p.kind, Kind::Libs | Kind::Glibc | Kind::NixCli) {
@@ -447,10 +476,18 @@ fn stage_stub_ld(stage: &Path, c_dir: &Path) -> Result<()> {
         fs::create_dir_all(parent)?;
     }
     run(Command::new("gcc")
-        .args(["-static", "-Os", "-o"])
+        .args([
+            "-static-pie",
+            "-nostdlib",
+            "-ffreestanding",
+            "-fPIE",
+            "-fno-stack-protector",
+            "-Os",
+            "-o",
+        ])
         .arg(stage)
         .arg(c_dir.join("stub-ld.c")))
-    .context("compiling the static stub-ld (needs gcc and libc6-dev)")?;
+    .context("compiling the static stub-ld (needs gcc)")?;
     Ok(())
 }
 

@@ -28,8 +28,12 @@ pub(crate) fn run_text(cmd: &mut Command) -> Result<String> {
 
 /// `which`: the first executable named `name` on PATH.
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+    which_in(name, &std::env::var_os("PATH")?)
+}
+
+/// The first file named `name` in the directories of `path` (a PATH value).
+pub(crate) fn which_in(name: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
