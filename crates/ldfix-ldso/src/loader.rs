@@ -30,6 +30,9 @@ pub enum Flavour {
 pub struct LoaderFacts {
     /// The loader's path as the program names it (PT_INTERP); also its first name for reuse.
     pub path: PathBuf,
+    /// The file the facts were read from (differs from `path` when another loader's rules
+    /// are assumed).
+    pub file: PathBuf,
     /// glibc or musl.
     pub flavour: Flavour,
     /// glibc `major.minor` (from the `release version` banner), used for the hwcaps rules.
@@ -166,6 +169,7 @@ impl LoaderFacts {
             let lib = dst_lib(&data, dirs.first());
             return Ok(Self {
                 path: path.to_owned(),
+                file: path.to_owned(),
                 flavour: Flavour::Glibc,
                 glibc_version: glibc_banner_version(&data).or_else(|| max_defined_glibc(&info)),
                 system_dirs: dirs,
@@ -202,6 +206,7 @@ impl LoaderFacts {
         };
         Ok(Self {
             path: path.to_owned(),
+            file: path.to_owned(),
             flavour: Flavour::Musl,
             glibc_version: None,
             system_dirs: crate::dst::musl_search_list(&sys_path),

@@ -611,7 +611,7 @@ impl<'r, 'a> Walk<'r, 'a> {
             rpath_dirs: None,
         };
         let rtld = resolver
-            .object(&absolute(&loader.path, &req.env.cwd))
+            .object(&absolute(&loader.file, &req.env.cwd))
             .ok()
             .map(|object| {
                 let path = loader.path.as_os_str().as_bytes().to_vec();
