@@ -18,12 +18,13 @@ fn main() {
         nix: None,
         rebuild: false,
     };
+    let open_start = Instant::now();
     let index = Index::open(&config).unwrap();
-    let names: Vec<Vec<u8>> = index
-        .libraries()
-        .iter()
-        .map(|l| l.file_name.clone())
-        .collect();
+    let open_ms = open_start.elapsed().as_secs_f64() * 1e3;
+    let first_lookup = Instant::now();
+    let _ = index.lookup(b"libpkg1234_3.so.1", &Requester::x86_64_glibc());
+    let first_lookup_ms = first_lookup.elapsed().as_secs_f64() * 1e3;
+    let names: Vec<Vec<u8>> = index.libraries().map(|l| l.file_name.clone()).collect();
     if names.is_empty() {
         eprintln!("no libraries indexed; set NIX_STORE_DIR to a populated store");
         std::process::exit(2);
@@ -39,6 +40,7 @@ fn main() {
     }
     samples.sort();
     let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
+    println!("in_process_open_ms={open_ms:.2} first_lookup_ms={first_lookup_ms:.2}");
     println!(
         "in_process_lookup_us p50={:.1} p90={:.1} p99={:.1} libraries={}",
         p(0.5),

@@ -1,16 +1,20 @@
 //! Building and refreshing the index.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ldfix_nix::{NixCli, ProfileKind, ProfileSource, StoreDir, StorePath};
 use rayon::prelude::*;
-use serde_bytes::ByteBuf;
 
-use crate::cache::{self, CacheData, EntryKey, LoadProblem, ProfileEntry, StoreEntry};
+use crate::cache::{
+    self, CacheBytes, CacheWriter, EntryKey, EntryMeta, InvalidEntry, LoadProblem, Meta,
+    ProfileEntry,
+};
 use crate::error::IndexError;
 use crate::families::is_gpu_driver_library;
 use crate::library::{Library, SourceKind};
@@ -37,24 +41,44 @@ pub struct IndexConfig {
 #[derive(Debug, Clone, Default)]
 pub struct RefreshStats {
     pub store_paths: usize,
+    /// Whether the store listing was read (it is not when the store directory is unchanged).
+    pub store_listed: bool,
     pub store_paths_scanned: usize,
     pub store_paths_dropped: usize,
     pub store_paths_invalid: usize,
-    pub libraries: usize,
     /// Why the cache was rebuilt from scratch, if it was.
     pub cache_problem: Option<String>,
-    /// Whether store path validity could be checked with the Nix CLI.
+    /// Whether store path validity was checked with the Nix CLI in this refresh.
     pub validity_checked: bool,
     pub elapsed: Duration,
 }
 
-/// The library index: every provider found, grouped by file name for lookups.
+/// The library index. Libraries of `--from` directories and profiles are held decoded; the
+/// store's are decoded lazily, one store path at a time, when a lookup needs them.
 #[derive(Debug)]
 pub struct Index {
-    libraries: Vec<Library>,
-    /// Positions in `libraries`, sorted by file name (binary search; no per-entry allocation).
-    by_name: Vec<u32>,
+    eager: Vec<Library>,
+    cache: Option<CacheBytes>,
+    slots: Vec<Slot>,
     stats: RefreshStats,
+}
+
+/// A store path's libraries inside the cache bytes.
+#[derive(Debug)]
+struct Slot {
+    names: (u64, u64),
+    libraries: (u64, u64),
+    decoded: OnceLock<Vec<Library>>,
+}
+
+/// A store entry after the refresh: still the cached one, or freshly scanned.
+enum Entry<'a> {
+    Kept(EntryMeta<'a>),
+    Scanned {
+        base_name: Vec<u8>,
+        key: EntryKey,
+        libraries: Vec<Library>,
+    },
 }
 
 impl Index {
@@ -64,88 +88,129 @@ impl Index {
         let started = Instant::now();
         let _lock = config.cache_file.as_deref().map(cache::lock).transpose()?;
         let mut stats = RefreshStats::default();
-        let store_dir_bytes = config.store.path().as_os_str().as_bytes().to_vec();
-        let old = match (&config.cache_file, config.rebuild) {
+        let store_dir = config.store.path().as_os_str().as_bytes();
+
+        let old_cache = match (&config.cache_file, config.rebuild) {
             (Some(path), false) => match cache::load(path) {
-                Ok(data) if data.store_dir == store_dir_bytes => data,
-                Ok(_) => {
-                    stats.cache_problem = Some("the store directory changed".into());
-                    CacheData::default()
-                }
+                Ok(cache) => Some(cache),
                 Err(problem) => {
                     stats.cache_problem = describe_problem(&problem);
-                    CacheData::default()
+                    None
                 }
             },
             (Some(_), true) => {
                 stats.cache_problem = Some("--rebuild".into());
-                CacheData::default()
+                None
             }
-            (None, _) => CacheData::default(),
+            (None, _) => None,
         };
-
-        let database_stamp = database_stamp(&config.store);
-        let still_invalid = if old.database_stamp == database_stamp {
-            old.invalid
-        } else {
-            Vec::new()
-        };
-        let (store_paths, invalid, store_changed) = refresh_store(
-            &config.store,
-            config.nix.as_ref(),
-            old.store_paths,
-            still_invalid,
-            &mut stats,
-        )?;
-        let (profiles, profiles_changed) =
-            refresh_profiles(&config.store, &config.profiles, old.profiles);
-        let data = CacheData {
-            store_dir: store_dir_bytes,
-            store_paths,
-            invalid,
-            database_stamp,
-            profiles,
-        };
-        if let Some(path) = &config.cache_file {
-            if store_changed || profiles_changed || stats.cache_problem.is_some() {
-                cache::store(path, &data)?;
-            }
+        let mut old_meta = old_cache
+            .as_ref()
+            .and_then(CacheBytes::meta)
+            .unwrap_or_default();
+        if old_cache.is_some() && old_meta.store_dir != store_dir {
+            stats.cache_problem = Some("the store directory changed".into());
+            old_meta = Meta::default();
         }
 
-        let mut libraries = Vec::new();
+        let store_stamp = stamp(config.store.path());
+        let database_stamp = database_stamp(&config.store);
+        let store_unchanged = !store_stamp.is_empty()
+            && old_meta.store_stamp == store_stamp
+            && (old_meta.invalid.is_empty() || old_meta.database_stamp == database_stamp);
+        let (entries, invalid, store_changed) = if store_unchanged {
+            let entries = old_meta.entries.iter().cloned().map(Entry::Kept).collect();
+            (entries, old_meta.invalid.clone(), false)
+        } else {
+            stats.store_listed = true;
+            let still_invalid = if old_meta.database_stamp == database_stamp {
+                old_meta.invalid.clone()
+            } else {
+                Vec::new()
+            };
+            refresh_store(
+                &config.store,
+                config.nix.as_ref(),
+                &old_meta.entries,
+                &still_invalid,
+                &mut stats,
+            )?
+        };
+        stats.store_paths = entries.len();
+        stats.store_paths_invalid = invalid.len();
+
+        let (profiles, profiles_changed) =
+            refresh_profiles(&config.store, &config.profiles, old_meta.profiles.clone());
+        let changed = store_changed
+            || profiles_changed
+            || stats.cache_problem.is_some()
+            || old_meta.store_stamp != store_stamp
+            || old_meta.database_stamp != database_stamp;
+
+        let mut eager = Vec::new();
         for (position, dir) in config.from_dirs.iter().enumerate() {
             let source = SourceKind::From(u16::try_from(position).unwrap_or(u16::MAX));
-            libraries.extend(scan::scan_profile_dir(dir, source, &config.store));
+            eager.extend(scan::scan_profile_dir(dir, source, &config.store));
         }
-        libraries.extend(data.profiles.into_iter().flat_map(|p| p.libraries));
-        libraries.extend(data.store_paths.into_iter().flat_map(|s| s.libraries));
-        // GPU driver libraries count only from the driver directory.
-        libraries.retain(|lib| {
+        eager.extend(profiles.iter().flat_map(|p| p.libraries.iter().cloned()));
+        eager.retain(|lib| {
             lib.source == SourceKind::GpuDriver || !is_gpu_driver_library(&lib.file_name)
         });
-        stats.libraries = libraries.len();
-        stats.elapsed = started.elapsed();
-        Ok(Self::from_libraries(libraries, stats))
-    }
 
-    fn from_libraries(libraries: Vec<Library>, stats: RefreshStats) -> Self {
-        let mut by_name: Vec<u32> = (0..libraries.len())
-            .filter_map(|position| u32::try_from(position).ok())
-            .collect();
-        by_name.sort_by(|&a, &b| file_name_at(&libraries, a).cmp(file_name_at(&libraries, b)));
-        Self {
-            libraries,
-            by_name,
+        let cache = if changed || old_cache.is_none() {
+            let bytes = assemble(
+                old_cache.as_ref(),
+                store_dir,
+                store_stamp,
+                database_stamp,
+                entries,
+                invalid,
+                profiles,
+            )
+            .map_err(|error| IndexError::Write {
+                path: config.cache_file.clone().unwrap_or_default(),
+                source: std::io::Error::other(error.to_string()),
+            })?;
+            if let Some(path) = &config.cache_file {
+                cache::store(path, &bytes)?;
+            }
+            cache::from_written(bytes)
+        } else {
+            drop(entries);
+            old_cache
+        };
+        let slots = cache
+            .as_ref()
+            .and_then(CacheBytes::meta)
+            .map(|meta| {
+                meta.entries
+                    .iter()
+                    .map(|entry| Slot {
+                        names: entry.names,
+                        libraries: entry.libraries,
+                        decoded: OnceLock::new(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        stats.elapsed = started.elapsed();
+        Ok(Self {
+            eager,
+            cache,
+            slots,
             stats,
-        }
+        })
     }
 
     pub fn stats(&self) -> &RefreshStats {
         &self.stats
     }
 
-    pub fn libraries(&self) -> &[Library] {
-        &self.libraries
+    /// Every library in the index (decodes every store path: for statistics and benchmarks).
+    pub fn libraries(&self) -> impl Iterator<Item = &Library> {
+        self.eager
+            .iter()
+            .chain(self.slots.iter().flat_map(|slot| self.decoded(slot).iter()))
     }
 
     /// Every library found under file name `name` (what a loader looking for NEEDED `name` in
@@ -154,20 +219,87 @@ impl Index {
         &'a self,
         name: &'n [u8],
     ) -> impl Iterator<Item = &'a Library> + use<'a, 'n> {
-        let start = self
-            .by_name
-            .partition_point(|&position| file_name_at(&self.libraries, position) < name);
-        self.by_name[start..]
+        let from_store = self
+            .slots
             .iter()
-            .take_while(move |&&position| file_name_at(&self.libraries, position) == name)
-            .filter_map(|&position| self.libraries.get(position as usize))
+            .filter(move |slot| self.slot_has(slot, name))
+            .flat_map(move |slot| self.decoded(slot).iter());
+        self.eager
+            .iter()
+            .chain(from_store)
+            .filter(move |library| library.file_name == name)
+    }
+
+    fn slot_has(&self, slot: &Slot, name: &[u8]) -> bool {
+        let Some(names) = self.cache.as_ref().and_then(|cache| cache.blob(slot.names)) else {
+            return false;
+        };
+        names.split(|&b| b == 0).any(|candidate| candidate == name)
+    }
+
+    fn decoded<'a>(&'a self, slot: &'a Slot) -> &'a [Library] {
+        slot.decoded.get_or_init(|| {
+            self.cache
+                .as_ref()
+                .and_then(|cache| cache.blob(slot.libraries))
+                .and_then(cache::decode_libraries)
+                .unwrap_or_default()
+        })
     }
 }
 
-fn file_name_at(libraries: &[Library], position: u32) -> &[u8] {
-    libraries
-        .get(position as usize)
-        .map_or(&[], |library| library.file_name.as_slice())
+/// Builds the new cache file: blobs of kept entries are copied from the old file as they are,
+/// scanned ones are encoded.
+fn assemble(
+    old: Option<&CacheBytes>,
+    store_dir: &[u8],
+    store_stamp: Vec<i64>,
+    database_stamp: Vec<i64>,
+    entries: Vec<Entry<'_>>,
+    invalid: Vec<InvalidEntry<'_>>,
+    profiles: Vec<ProfileEntry>,
+) -> Result<Vec<u8>, postcard::Error> {
+    let mut writer = CacheWriter::default();
+    let mut metas = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let meta = match entry {
+            Entry::Kept(meta) => {
+                let blob = |range| old.and_then(|cache| cache.blob(range)).unwrap_or_default();
+                EntryMeta {
+                    names: writer.add_blob(blob(meta.names)),
+                    libraries: writer.add_blob(blob(meta.libraries)),
+                    ..meta
+                }
+            }
+            Entry::Scanned {
+                base_name,
+                key,
+                libraries,
+            } => {
+                let mut names = Vec::new();
+                for library in &libraries {
+                    names.extend_from_slice(&library.file_name);
+                    names.push(0);
+                }
+                EntryMeta {
+                    base_name: Cow::Owned(base_name),
+                    key,
+                    names: writer.add_blob(&names),
+                    libraries: writer.add_blob(&postcard::to_stdvec(&libraries)?),
+                }
+            }
+        };
+        metas.push(meta);
+    }
+    let meta = Meta {
+        store_dir,
+        store_stamp,
+        database_stamp,
+        entries: metas,
+        invalid,
+        profiles,
+    };
+    writer.finish(&meta)
 }
 
 fn describe_problem(problem: &LoadProblem) -> Option<String> {
@@ -182,16 +314,30 @@ fn describe_problem(problem: &LoadProblem) -> Option<String> {
     }
 }
 
+/// Inode, change and modification times of a directory; empty when it cannot be read.
+fn stamp(dir: &Path) -> Vec<i64> {
+    match std::fs::metadata(dir) {
+        Ok(meta) => vec![
+            i64::try_from(meta.ino()).unwrap_or(-1),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ],
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Lists the store, keeps cached entries whose key is unchanged, scans new ones (after checking
-/// their validity), and drops vanished ones. Returns the entries and whether anything changed.
-#[allow(clippy::type_complexity)]
-fn refresh_store(
+/// their validity), and drops vanished ones. Returns the entries, the invalid ones and whether
+/// anything changed.
+fn refresh_store<'a>(
     store: &StoreDir,
     nix: Option<&NixCli>,
-    old: Vec<StoreEntry>,
-    old_invalid: Vec<(ByteBuf, EntryKey)>,
+    old: &[EntryMeta<'a>],
+    old_invalid: &[InvalidEntry<'a>],
     stats: &mut RefreshStats,
-) -> Result<(Vec<StoreEntry>, Vec<(ByteBuf, EntryKey)>, bool), IndexError> {
+) -> Result<(Vec<Entry<'a>>, Vec<InvalidEntry<'a>>, bool), IndexError> {
     let listing = match std::fs::read_dir(store.path()) {
         Ok(listing) => listing,
         // No store at all: nothing to index from it (a machine without Nix).
@@ -205,19 +351,18 @@ fn refresh_store(
             })
         }
     };
-    let mut old: HashMap<Vec<u8>, StoreEntry> = old
-        .into_iter()
-        .map(|entry| (entry.base_name.clone(), entry))
+    let mut old: HashMap<&[u8], &EntryMeta<'a>> =
+        old.iter().map(|entry| (&*entry.base_name, entry)).collect();
+    let old_invalid: HashMap<&[u8], &InvalidEntry<'a>> = old_invalid
+        .iter()
+        .map(|entry| (&*entry.base_name, entry))
         .collect();
-    let old_invalid: HashMap<Vec<u8>, EntryKey> = old_invalid
-        .into_iter()
-        .map(|(name, key)| (name.into_vec(), key))
-        .collect();
-    let mut kept = Vec::new();
+    let mut entries = Vec::new();
     let mut new = Vec::new();
     let mut invalid = Vec::new();
-    for entry in listing.flatten() {
-        let base_name = entry.file_name();
+    let mut new_invalid_count = 0;
+    for dir_entry in listing.flatten() {
+        let base_name = dir_entry.file_name();
         let Some(store_path) = StorePath::from_base_name(store.path(), &base_name) else {
             continue;
         };
@@ -230,17 +375,17 @@ fn refresh_store(
             ctime: meta.ctime(),
             ctime_nsec: meta.ctime_nsec(),
         };
-        match old.remove(base_name.as_bytes()) {
-            Some(cached) if cached.key == key => kept.push(cached),
-            _ if old_invalid.get(base_name.as_bytes()) == Some(&key) => {
-                invalid.push((ByteBuf::from(base_name.as_bytes()), key));
-            }
-            _ => new.push((store_path, key)),
+        let name = base_name.as_bytes();
+        match old.remove(name) {
+            Some(cached) if cached.key == key => entries.push(Entry::Kept(cached.clone())),
+            _ => match old_invalid.get(name) {
+                Some(known) if known.key == key => invalid.push((*known).clone()),
+                _ => new.push((store_path, key)),
+            },
         }
     }
     // What is left of the old entries vanished (or was rebuilt under the same name).
     stats.store_paths_dropped = old.len();
-    let dropped_any = !old.is_empty();
 
     // Only valid (registered, fully built) paths are indexed. Checked for new paths only: a
     // valid path stays valid until it is collected, and then it vanishes from the listing.
@@ -252,35 +397,47 @@ fn refresh_store(
         }
         _ => vec![true; new.len()],
     };
-    let mut valid_new = Vec::new();
+    let mut to_scan = Vec::new();
     for ((store_path, key), valid) in new.into_iter().zip(validity) {
         if valid {
-            valid_new.push((store_path, key));
+            to_scan.push((store_path, key));
         } else {
-            let base_name = store_path.path().file_name().map(|n| n.as_bytes().to_vec());
-            invalid.push((ByteBuf::from(base_name.unwrap_or_default()), key));
+            new_invalid_count += 1;
+            invalid.push(InvalidEntry {
+                base_name: Cow::Owned(file_name_bytes(store_path.path())),
+                key,
+            });
         }
     }
-    let new = valid_new;
-    stats.store_paths_invalid = invalid.len();
-    stats.store_paths_scanned = new.len();
-    let scanned: Vec<StoreEntry> = new
+    stats.store_paths_scanned = to_scan.len();
+    let scanned: Vec<Entry<'a>> = to_scan
         .into_par_iter()
-        .map(|(store_path, key)| StoreEntry {
-            base_name: store_path
-                .path()
-                .file_name()
-                .map(|n| n.as_bytes().to_vec())
-                .unwrap_or_default(),
+        .map(|(store_path, key)| Entry::Scanned {
+            base_name: file_name_bytes(store_path.path()),
             key,
-            libraries: scan::scan_store_path(store_path.path(), store),
+            libraries: scan::scan_store_path(store_path.path(), store)
+                .into_iter()
+                .filter(|lib| !is_gpu_driver_library(&lib.file_name))
+                .collect(),
         })
         .collect();
-    let changed = dropped_any || !scanned.is_empty() || invalid.len() != old_invalid.len();
-    kept.extend(scanned);
-    kept.sort_by(|a, b| a.base_name.cmp(&b.base_name));
-    stats.store_paths = kept.len();
-    Ok((kept, invalid, changed))
+    let changed = stats.store_paths_dropped > 0 || !scanned.is_empty() || new_invalid_count > 0;
+    entries.extend(scanned);
+    entries.sort_by(|a, b| entry_name(a).cmp(entry_name(b)));
+    Ok((entries, invalid, changed))
+}
+
+fn entry_name<'e>(entry: &'e Entry<'_>) -> &'e [u8] {
+    match entry {
+        Entry::Kept(meta) => &meta.base_name,
+        Entry::Scanned { base_name, .. } => base_name,
+    }
+}
+
+fn file_name_bytes(path: &Path) -> Vec<u8> {
+    path.file_name()
+        .map(|name| name.as_bytes().to_vec())
+        .unwrap_or_default()
 }
 
 /// Modification times of the Nix database and its write-ahead log: registering a path changes
@@ -357,7 +514,13 @@ fn refresh_profiles(
 
 #[cfg(test)]
 impl Index {
+    /// An index holding exactly `libraries`, for ranking tests.
     pub(crate) fn for_tests(libraries: Vec<Library>) -> Self {
-        Self::from_libraries(libraries, RefreshStats::default())
+        Self {
+            eager: libraries,
+            cache: None,
+            slots: Vec::new(),
+            stats: RefreshStats::default(),
+        }
     }
 }

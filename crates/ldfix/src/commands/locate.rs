@@ -28,11 +28,10 @@ pub(crate) fn run(args: &LocateArgs, printer: &Printer) -> anyhow::Result<Outcom
             .warn("no nix-store in PATH: store paths were indexed without checking their validity");
     }
     printer.verbose(&format!(
-        "index: {} store paths ({} scanned, {} dropped), {} libraries, {:.1} ms",
+        "index: {} store paths ({} scanned, {} dropped), {:.1} ms",
         stats.store_paths,
         stats.store_paths_scanned,
         stats.store_paths_dropped,
-        stats.libraries,
         stats.elapsed.as_secs_f64() * 1000.0
     ));
     if args.stats {
@@ -224,6 +223,7 @@ fn print_stats(
     printer: &Printer,
 ) -> anyhow::Result<()> {
     let stats = index.stats();
+    let libraries = index.libraries().count();
     let cache = cache_file.map(|path| path.display().to_string());
     if json {
         let document = json!({
@@ -231,7 +231,8 @@ fn print_stats(
             "store_paths_scanned": stats.store_paths_scanned,
             "store_paths_dropped": stats.store_paths_dropped,
             "store_paths_invalid": stats.store_paths_invalid,
-            "libraries": stats.libraries,
+            "libraries": libraries,
+            "store_listed": stats.store_listed,
             "validity_checked": stats.validity_checked,
             "cache_file": cache,
             "refresh_ms": stats.elapsed.as_secs_f64() * 1000.0,
@@ -250,7 +251,7 @@ fn print_stats(
             stats.store_paths_scanned,
             stats.store_paths_dropped,
             stats.store_paths_invalid,
-            stats.libraries,
+            libraries,
             cache.as_deref().unwrap_or("none"),
             stats.elapsed.as_secs_f64() * 1000.0,
             nixpkgs::entries().len(),
