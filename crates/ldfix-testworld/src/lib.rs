@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Bumped whenever the way the world is built changes, so old caches and store paths are rebuilt.
-const WORLD_VERSION: &str = "ldfix-testworld-3";
+const WORLD_VERSION: &str = "ldfix-testworld-4";
 
 /// Where the world keeps its state: `$LDFIX_TESTWORLD_DIR`, else `/var/tmp/ldfix-testworld/v1`.
 pub fn state_dir() -> PathBuf {
@@ -237,14 +237,29 @@ impl World {
         fs::write(&expr_file, store::nix_expr(&pkgs, &stage, key)?)?;
         let outs = store::eval_out_paths(&expr_file)?;
         store::record_stages(&stage, &outs)?;
+        let t = Instant::now();
         store::stage_all(&pkgs, &outs, &stage, &c_dir())?;
+        eprintln!(
+            "ldfix-testworld: staged in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+        let nix_build_start = Instant::now();
         util::run(
             Command::new("nix-build")
                 .arg(&expr_file)
                 .arg("--no-out-link")
-                .arg("--quiet"),
+                .arg("--quiet")
+                // Offline: never ask a binary cache (each try costs seconds of retries).
+                .args(["--option", "substituters", ""])
+                // Builders read the stage from the state directory, which may be private
+                // (mode 0700 temp dirs); build as the calling root, like a single-user install.
+                .args(["--option", "build-users-group", ""]),
         )
         .context("nix-build of the test world")?;
+        eprintln!(
+            "ldfix-testworld: nix-build in {:.1}s",
+            nix_build_start.elapsed().as_secs_f64()
+        );
         let world = World {
             state: state.to_owned(),
             outs,
@@ -285,6 +300,26 @@ impl World {
         ] {
             symlink(self.pkg(attr)?, profiles.join(format!("{name}-1-link")))?;
             symlink(format!("{name}-1-link"), profiles.join(name))?;
+        }
+        Ok(())
+    }
+
+    /// Removes this world: its GC roots, profiles and state directory, then deletes its store
+    /// paths from the store (paths something else still keeps alive are left).
+    pub fn destroy(self) -> Result<()> {
+        for dir in [self.gc_roots_dir(), self.profiles_dir(), self.state.clone()] {
+            if dir.exists() {
+                fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            }
+        }
+        // Profiles first: they reference the packages.
+        let mut paths: Vec<&PathBuf> = self.outs.values().collect();
+        paths.sort_by_key(|p| {
+            !p.to_string_lossy().ends_with("-system-path")
+                && !p.to_string_lossy().ends_with("-user-environment")
+        });
+        for p in paths {
+            let _ = Command::new("nix-store").arg("--delete").arg(p).output();
         }
         Ok(())
     }

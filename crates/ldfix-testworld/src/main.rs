@@ -10,6 +10,7 @@ const USAGE: &str = "usage: ldfix-testworld <command>
   info                   same as build
   shell [OPTS]           an interactive shell in the NixOS-like sandbox
   run [OPTS] -- CMD...   run CMD in the sandbox, print its output, exit with its status
+  destroy                remove the world: roots, profiles, state and its store paths
   nixify-loader IN OUT DIR...   rewrite a Debian ld.so copy (debugging the loader rewrite)
 options for shell/run:
   --no-lib64       no /lib64/ld-linux-x86-64.so.2 (default: NixOS's stub-ld)
@@ -71,6 +72,13 @@ fn real_main() -> Result<()> {
             print!("{}", out.stdout);
             eprint!("{}", out.stderr);
             std::process::exit(out.status);
+        }
+        "destroy" => {
+            let state = ldfix_testworld::state_dir();
+            let w = World::open_or_build(&state)?;
+            w.destroy()?;
+            eprintln!("removed the world in {}", state.display());
+            Ok(())
         }
         "nixify-loader" => {
             let [_, input, output, dirs @ ..] = args.as_slice() else {

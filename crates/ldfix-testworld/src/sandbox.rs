@@ -161,7 +161,7 @@ impl<'w> Sandbox<'w> {
         // Single-user Nix, as the host's: no build users (the sandbox maps only uid/gid 0).
         write_if_changed(
             &etc.join("nix.conf"),
-            "build-users-group =\nsandbox = false\n",
+            "build-users-group =\nsandbox = false\nsubstituters =\n",
         )?;
         let link = home.join(".nix-profile");
         if fs::symlink_metadata(&link).is_err() {

@@ -419,7 +419,7 @@ fn list_dir(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Copies a file or symlink (a symlink stays a symlink).
+/// Copies a file or symlink (a symlink stays a symlink; see below for hard links).
 fn copy_entry(from: &Path, to: &Path) -> Result<()> {
     let meta = fs::symlink_metadata(from).with_context(|| format!("reading {}", from.display()))?;
     if let Some(parent) = to.parent() {
@@ -427,7 +427,9 @@ fn copy_entry(from: &Path, to: &Path) -> Result<()> {
     }
     if meta.file_type().is_symlink() {
         symlink(fs::read_link(from)?, to).with_context(|| format!("linking {}", to.display()))?;
-    } else {
+    } else if is_elf(from) || fs::hard_link(from, to).is_err() {
+        // ELF files are copied: they are patched in place later. Other files are hard-linked
+        // (never written; Nix copies them into the store), which makes staging much cheaper.
         fs::copy(from, to)
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     }
@@ -538,6 +540,10 @@ fn stage_python(stage: &Path) -> Result<()> {
             "turtledemo",
             "dist-packages",
             "site-packages",
+            "lib2to3",
+            "pydoc_data",
+            // libpython3.11.a and the Makefile, for building C extensions: not needed here.
+            "config-3.11-x86_64-linux-gnu",
         ]
         .contains(&first.as_str());
         let dropped = rel.starts_with("lib-dynload") && python_dropped(&name);
