@@ -312,15 +312,11 @@ impl World {
                 fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
             }
         }
-        // Profiles first: they reference the packages.
-        let mut paths: Vec<&PathBuf> = self.outs.values().collect();
-        paths.sort_by_key(|p| {
-            !p.to_string_lossy().ends_with("-system-path")
-                && !p.to_string_lossy().ends_with("-user-environment")
-        });
-        for p in paths {
-            let _ = Command::new("nix-store").arg("--delete").arg(p).output();
-        }
+        // One call: Nix deletes the set in reference order (profiles before what they link to).
+        let _ = Command::new("nix-store")
+            .arg("--delete")
+            .args(self.outs.values())
+            .output();
         Ok(())
     }
 

@@ -357,8 +357,15 @@ fn fhs_fixtures_fail_inside_as_on_nixos() -> Result<()> {
 fn venv_wheel_fails_for_the_right_reason() -> Result<()> {
     let w = world()?;
     let dir = tmp()?;
-    let venv = w.venv(&dir.path().join("venv"), &["pyodbc"])?;
+    let venv = w.venv(&dir.path().join("venv"), &["numpy", "pyodbc"])?;
     let py = venv.join("bin/python");
+    // Positive: numpy's wheel bundles what it needs beyond glibc, so it imports inside.
+    let out = w.sandbox().ro_bind(dir.path()).run(&[
+        py.as_os_str(),
+        "-c".as_ref(),
+        "import numpy; print('numpy', numpy.arange(4).sum())".as_ref(),
+    ])?;
+    ensure!(out.success() && out.stdout == "numpy 6\n", "{out}");
     // The interpreter must not have libodbc loaded already, or the import would succeed by accident.
     let code = "import sys\nmaps = open('/proc/self/maps').read()\nassert 'libodbc' not in maps, maps\n\
                 try:\n    import pyodbc\nexcept ImportError as e:\n    print('ImportError:', e)\n    sys.exit(3)\n\
