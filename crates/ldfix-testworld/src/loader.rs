@@ -456,6 +456,41 @@ pub fn nixify_loader(orig: &[u8], paths: &NixLoaderPaths) -> Result<Vec<u8>> {
         &(paths.system_dirs[0].len() as u32).to_le_bytes(),
     )?;
 
+    // The old arrays and strings are now unreferenced by code; no data pointer may point at them
+    // either (RELATIVE/RELR relocations keep their link-time target in the word itself). Then
+    // clear them, so the file holds only the nixpkgs-like strings, as a nixpkgs loader does, and
+    // tools reading loader facts from the binary see those.
+    let old_ranges = [
+        (old_lens, old_dirs_end),
+        (old_diag, old_diag + diag.len() as u64),
+        (old_cache, old_cache + DEBIAN_CACHE.len() as u64),
+        (old_preload, old_preload + DEBIAN_PRELOAD.len() as u64),
+    ];
+    for s in segs.iter().filter(|s| s.flags & 2 != 0) {
+        let start = usize::try_from(s.offset)?;
+        let end = usize::try_from(s.offset + s.filesz)?;
+        let data = d
+            .get(start..end)
+            .context("writable segment outside the file")?;
+        for (i, w) in data.chunks_exact(8).enumerate() {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            let v = u64::from_le_bytes(a);
+            if old_ranges.iter().any(|(lo, hi)| (*lo..*hi).contains(&v)) {
+                bail!(
+                    "a data word at file offset {:#x} points at {v:#x}, inside a rewritten string or array",
+                    start + i * 8
+                );
+            }
+        }
+    }
+    for (lo, hi) in old_ranges {
+        let off = lo - ro.vaddr + ro.offset;
+        let off = usize::try_from(off)?;
+        let len = usize::try_from(hi - lo)?;
+        wr(&mut d, off, &vec![0u8; len])?;
+    }
+
     // $LIB, in place.
     let lib_off = find_one(&d, DEBIAN_DST_LIB, "$LIB string lib/x86_64-linux-gnu")?;
     let lib_va = off_to_va(&segs, lib_off)?;
@@ -469,4 +504,98 @@ pub fn nixify_loader(orig: &[u8], paths: &NixLoaderPaths) -> Result<Vec<u8>> {
     repl.resize(DEBIAN_DST_LIB.len(), 0);
     wr(&mut d, lib_off, &repl)?;
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEBIAN_LD: &str = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+
+    fn paths() -> NixLoaderPaths {
+        NixLoaderPaths {
+            system_dirs: vec![
+                "/nix/store/00000000000000000000000000000000-glibc-2.36/lib/".into(),
+                "/nix/store/11111111111111111111111111111111-gcc-12.2.0-libgcc/lib/".into(),
+            ],
+            cache: "/nix/store/00000000000000000000000000000000-glibc-2.36/etc/ld.so.cache".into(),
+        }
+    }
+
+    fn count(hay: &[u8], needle: &[u8]) -> usize {
+        find_all(hay, needle).len()
+    }
+
+    #[test]
+    fn debian_loader_gets_only_the_new_strings() -> Result<()> {
+        let orig = std::fs::read(DEBIAN_LD).context("Debian's loader (libc6)")?;
+        let new = nixify_loader(&orig, &paths())?;
+        ensure!(new.len() == orig.len(), "the file size must not change");
+        for old in [
+            &b"/lib/x86_64-linux-gnu/\0"[..],
+            b"/usr/lib/x86_64-linux-gnu/\0",
+            DEBIAN_CACHE,
+            DEBIAN_PRELOAD,
+            DEBIAN_DST_LIB,
+        ] {
+            // Standalone (after a NUL): the new cache path ends in `/etc/ld.so.cache` too.
+            let mut standalone = vec![0u8];
+            standalone.extend_from_slice(old);
+            ensure!(
+                count(&new, &standalone) == 0,
+                "{:?} is still there",
+                String::from_utf8_lossy(old)
+            );
+        }
+        let p = paths();
+        let mut block = Vec::new();
+        for d in &p.system_dirs {
+            block.extend_from_slice(d.as_bytes());
+            block.push(0);
+        }
+        ensure!(
+            count(&new, &block) == 2,
+            "the directory block and its diagnostics copy"
+        );
+        ensure!(count(&new, p.cache.as_bytes()) == 1);
+        ensure!(count(&new, NIX_PRELOAD.as_bytes()) == 1);
+        // A rewritten loader is not Debian's any more: a second rewrite refuses.
+        ensure!(nixify_loader(&new, &p).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() -> Result<()> {
+        let orig = std::fs::read(DEBIAN_LD).context("Debian's loader (libc6)")?;
+        for len in [0, 3, 16, 63, 64, 200, 4096, orig.len() / 2] {
+            let cut = orig.get(..len).context("prefix")?;
+            ensure!(
+                nixify_loader(cut, &paths()).is_err(),
+                "truncated to {len} bytes"
+            );
+        }
+        let libc = std::fs::read("/usr/lib/x86_64-linux-gnu/libc.so.6")?;
+        let err = nixify_loader(&libc, &paths())
+            .err()
+            .context("libc.so.6 is not a loader")?;
+        ensure!(format!("{err:#}").contains("system_dirs"), "{err:#}");
+        ensure!(nixify_loader(&[0xffu8; 4096], &paths()).is_err());
+        let relative = NixLoaderPaths {
+            system_dirs: vec!["lib/".into()],
+            cache: String::new(),
+        };
+        ensure!(
+            nixify_loader(&orig, &relative).is_err(),
+            "relative directories are refused"
+        );
+        let too_many = NixLoaderPaths {
+            system_dirs: vec!["/x/".into(); 200],
+            cache: String::new(),
+        };
+        ensure!(
+            nixify_loader(&orig, &too_many).is_err(),
+            "more than fits is refused"
+        );
+        Ok(())
+    }
 }
