@@ -29,7 +29,7 @@ const MARKER_LEN: u64 = 16;
 
 /// ldfix's own appended segment, found again in an already patched file.
 #[derive(Debug, Clone, Copy)]
-struct Ours {
+pub(crate) struct Ours {
     index: usize,
     offset: u64,
     vaddr: u64,
@@ -67,6 +67,19 @@ struct Move {
     resized: bool,
 }
 
+/// A note's alignment: 4 or 8 in valid files; anything else is refused rather than honoured.
+fn note_align(p_align: u64, offset: u64) -> Result<u64, EditError> {
+    match p_align {
+        0 | 1 => Ok(1),
+        a if a.is_power_of_two() && a <= 64 => Ok(a),
+        a => Err(EditError::malformed(
+            "note",
+            offset,
+            format!("alignment {a:#x} is not a small power of two"),
+        )),
+    }
+}
+
 fn align_up(v: u64, a: u64) -> Option<u64> {
     if a <= 1 {
         return Some(v);
@@ -97,13 +110,19 @@ fn put(out: &mut [u8], at: u64, bytes: &[u8], what: &'static str) -> Result<(), 
     Ok(())
 }
 
-fn find_ours(model: &Model<'_>) -> Option<Ours> {
+pub(crate) fn find_ours(model: &Model<'_>) -> Option<Ours> {
     let (index, last) = model
         .phdrs
         .iter()
         .enumerate()
         .rfind(|(_, p)| p.p_type == elf::PT_LOAD.0)?;
-    let marker = slice(model.data, last.offset, MARKER_LEN)?;
+    let pht_len = model.phdrs.len() as u64 * model.codec.phentsize();
+    let marker_at = if model.phoff == last.offset {
+        last.offset + pht_len
+    } else {
+        last.offset
+    };
+    let marker = slice(model.data, marker_at, MARKER_LEN)?;
     if marker.get(..8)? != MAGIC {
         return None;
     }
@@ -157,6 +176,21 @@ fn overlaps(a_off: u64, a_len: u64, b_off: u64, b_len: u64) -> bool {
         && b_off < a_off.saturating_add(a_len)
 }
 
+/// Sections that can move because nothing but the dynamic table (re-pointed) and their section
+/// header refer to their address: notes, hash tables, the dynamic symbol table, version tables.
+fn is_movable_section(s: &Shdr) -> bool {
+    [
+        elf::SHT_NOTE.0,
+        elf::SHT_HASH.0,
+        elf::SHT_GNU_HASH.0,
+        elf::SHT_DYNSYM.0,
+        elf::SHT_GNU_VERSYM.0,
+        elf::SHT_GNU_VERNEED.0,
+        elf::SHT_GNU_VERDEF.0,
+    ]
+    .contains(&s.sh_type)
+}
+
 /// What must leave the bytes right after the program header table so that it can grow in place.
 #[derive(Default)]
 struct Room {
@@ -204,7 +238,7 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
             }
             elf::PT_NOTE => {
                 room.blocks
-                    .push((p.offset, p.filesz, p.vaddr, p.align.max(1)));
+                    .push((p.offset, p.filesz, p.vaddr, note_align(p.align, p.offset)?));
                 covered.push((p.offset, p.filesz));
             }
             _ => {}
@@ -217,7 +251,7 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
                 .any(|&(o, l)| p.offset >= o && p.file_end() <= o + l);
             if !inside {
                 room.blocks
-                    .push((p.offset, p.filesz, p.vaddr, p.align.max(1)));
+                    .push((p.offset, p.filesz, p.vaddr, note_align(p.align, p.offset)?));
                 covered.push((p.offset, p.filesz));
             }
         } else if !matches!(
@@ -245,12 +279,12 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
         if inside {
             continue;
         }
-        if s.sh_type == elf::SHT_NOTE.0 {
-            room.blocks
-                .push((s.offset, s.size, s.addr, s.addralign.max(1)));
-            covered.push((s.offset, s.size));
-        } else if Some(s.offset) == dynstr.map(|d| d.0) {
+        if Some(s.offset) == dynstr.map(|d| d.0) {
             room.dynstr = true;
+        } else if is_movable_section(s) {
+            room.blocks
+                .push((s.offset, s.size, s.addr, note_align(s.addralign, s.offset)?));
+            covered.push((s.offset, s.size));
         } else {
             return Err(EditError::unsupported(
                 "program header table",
@@ -333,27 +367,34 @@ pub(crate) fn build(
         pht_count += 1;
     }
     if !pht_in_ours && pht_count > model.phdrs.len() as u64 {
-        if model.is_program() {
-            let mut room = make_room(model, state, pht_count)?;
-            if !new_load
-                && ours.is_none()
-                && (room.interp || room.dynamic || room.dynstr || !room.blocks.is_empty())
-            {
+        // Keep the table where it is when what follows it can move: programs must (AT_PHDR on
+        // old kernels), and binutils' strip cannot handle a table outside the first segment.
+        let mut room = match make_room(model, state, pht_count) {
+            Ok(r) => Some(r),
+            Err(e) if model.is_program() => return Err(e),
+            Err(_) => None,
+        };
+        if let Some(r) = &room {
+            let moves_something = r.interp || r.dynamic || r.dynstr || !r.blocks.is_empty();
+            if !new_load && ours.is_none() && moves_something {
                 new_load = true;
                 pht_count += 1;
-                room = make_room(model, state, pht_count)?;
-            } else if !new_load
-                && ours.is_some()
-                && (room.interp || room.dynamic || room.dynstr || !room.blocks.is_empty())
-            {
+                room = match make_room(model, state, pht_count) {
+                    Ok(r) => Some(r),
+                    Err(e) if model.is_program() => return Err(e),
+                    Err(_) => None,
+                };
+            } else if !new_load && ours.is_some() && moves_something {
                 rebuild = true;
             }
+        }
+        if let Some(room) = room {
             move_interp |= room.interp;
             move_dynamic |= room.dynamic;
             move_dynstr |= room.dynstr;
             for (offset, len, vaddr, align) in room.blocks {
                 let bytes = slice(data, offset, len)
-                    .ok_or_else(|| EditError::truncated("note", offset, len, data))?
+                    .ok_or_else(|| EditError::truncated("section", offset, len, data))?
                     .to_vec();
                 blocks.push(Block {
                     offset,
@@ -395,9 +436,35 @@ pub(crate) fn build(
                         offset: p.offset,
                         vaddr: p.vaddr,
                         bytes,
-                        align: p.align.max(1),
+                        align: note_align(p.align, p.offset)?,
                     });
                 }
+            }
+            // Sections moved there by earlier edits (hash tables, symbols, versions).
+            let dyn_off = dyn_home.map(|h| h.0);
+            let dynstr_off = state.dynstr.as_ref().map(|d| d.offset);
+            let interp_off = pt_interp.map(|p| p.offset);
+            for sec in &model.shdrs {
+                let placed = blocks.iter().any(|b| {
+                    sec.offset >= b.offset && sec.offset < b.offset + b.bytes.len() as u64
+                });
+                if sec.flags & elf::SHF_ALLOC.0 == 0
+                    || sec.file_size() == 0
+                    || !o.contains(sec.offset)
+                    || placed
+                    || [dyn_off, dynstr_off, interp_off].contains(&Some(sec.offset))
+                {
+                    continue;
+                }
+                let bytes = slice(data, sec.offset, sec.size)
+                    .ok_or_else(|| EditError::truncated("section", sec.offset, sec.size, data))?
+                    .to_vec();
+                blocks.push(Block {
+                    offset: sec.offset,
+                    vaddr: sec.addr,
+                    bytes,
+                    align: note_align(sec.addralign, sec.offset)?,
+                });
             }
         }
     }
@@ -447,10 +514,6 @@ pub(crate) fn build(
     let mut new_phoff = model.phoff;
     let mut new_dynstr: Option<(u64, u64)> = None; // offset, vaddr
     if building {
-        seg.extend_from_slice(MAGIC);
-        seg.extend_from_slice(&1u32.to_le_bytes());
-        let orig = if move_dynstr { orig_dynstr_len } else { 0 };
-        seg.extend_from_slice(&u32::try_from(orig).unwrap_or(0).to_le_bytes());
         let place = |seg: &mut Vec<u8>, len: u64, align: u64| -> (u64, u64) {
             let at = align_up(seg.len() as u64, align.max(1)).unwrap_or(seg.len() as u64);
             seg.resize(usize::try_from(at + len).unwrap_or(0), 0);
@@ -469,6 +532,12 @@ pub(crate) fn build(
             });
             new_phoff = o;
         }
+        // The marker follows the program header table when that opens the segment: binutils
+        // (strip, objcopy) expect a table inside a segment to be at its start.
+        seg.extend_from_slice(MAGIC);
+        seg.extend_from_slice(&1u32.to_le_bytes());
+        let orig = if move_dynstr { orig_dynstr_len } else { 0 };
+        seg.extend_from_slice(&u32::try_from(orig).unwrap_or(0).to_le_bytes());
         if move_dynamic {
             let (o, v) = place(&mut seg, dyn_need, c.word());
             let (old_off, old_vaddr) = dyn_home.unwrap_or((0, 0));
@@ -529,6 +598,19 @@ pub(crate) fn build(
         }
     }
 
+    // Dynamic entries that point into moved blocks follow them.
+    for e in &mut state.entries {
+        if !super::model::is_pointer_tag(e.0) || e.0 == elf::DT_STRTAB.0 {
+            continue;
+        }
+        for m in moves.iter().filter(|m| !m.resized) {
+            if e.1 >= m.old_vaddr && e.1 < m.old_vaddr + m.old_len {
+                e.1 = e.1 - m.old_vaddr + m.new_vaddr;
+                state.dynamic_changed = true;
+                break;
+            }
+        }
+    }
     if let (Some((o, v)), Some(d)) = (new_dynstr, state.dynstr.as_ref()) {
         let len = d.bytes.len() as u64;
         for e in &mut state.entries {
@@ -596,7 +678,7 @@ pub(crate) fn build(
     // .dynstr at its original place: its (possibly edited) prefix, even when a grown copy moved
     // away, so that a scrubbed old run path is gone from both.
     if let Some(d) = &state.dynstr {
-        if state.dynstr_changed && !in_ours(d.offset) {
+        if state.dynstr_changed && (!move_dynstr || !in_ours(d.offset)) {
             let n = usize::try_from(d.capacity).unwrap_or(0).min(d.bytes.len());
             put(
                 &mut out,
@@ -614,11 +696,18 @@ pub(crate) fn build(
             put(&mut out, p.offset, &bytes, "interpreter")?;
         }
     }
+    let translate = |off: u64| -> u64 {
+        moves
+            .iter()
+            .filter(|m| !m.resized)
+            .find(|m| off >= m.old_off && off < m.old_off + m.old_len)
+            .map_or(off, |m| off - m.old_off + m.new_off)
+    };
     if state.verneed_changed {
-        write_verneeds(model, state, &mut out)?;
+        write_verneeds(model, state, &mut out, &translate)?;
     }
     if !state.removed_versions.is_empty() {
-        write_versyms(model, state, &mut out)?;
+        write_versyms(model, state, &mut out, &translate)?;
     }
 
     // Program headers.
@@ -813,7 +902,12 @@ fn compact_dynstr(state: &mut State, orig_len: u64) {
 }
 
 /// Rewrites the `.gnu.version_r` chain slot by slot, keeping only the requirements not removed.
-fn write_verneeds(model: &Model<'_>, state: &State, out: &mut [u8]) -> Result<(), EditError> {
+fn write_verneeds(
+    model: &Model<'_>,
+    state: &State,
+    out: &mut [u8],
+    translate: &dyn Fn(u64) -> u64,
+) -> Result<(), EditError> {
     let c = model.codec;
     let slots: Vec<u64> = state.verneeds.iter().map(|v| v.offset).collect();
     let kept: Vec<_> = state.verneeds.iter().filter(|v| !v.removed).collect();
@@ -846,12 +940,17 @@ fn write_verneeds(model: &Model<'_>, state: &State, out: &mut [u8]) -> Result<()
         rec.extend(c.u32_bytes(v.file));
         rec.extend(c.u32_bytes(aux));
         rec.extend(c.u32_bytes(next));
-        put(out, slot, &rec, ".gnu.version_r record")?;
+        put(out, translate(slot), &rec, ".gnu.version_r record")?;
     }
     Ok(())
 }
 
-fn write_versyms(model: &Model<'_>, state: &State, out: &mut [u8]) -> Result<(), EditError> {
+fn write_versyms(
+    model: &Model<'_>,
+    state: &State,
+    out: &mut [u8],
+    translate: &dyn Fn(u64) -> u64,
+) -> Result<(), EditError> {
     let c = model.codec;
     let (Some(at), Some(count)) = (
         model
@@ -865,7 +964,7 @@ fn write_versyms(model: &Model<'_>, state: &State, out: &mut [u8]) -> Result<(),
         let off = at + 2 * i;
         let v = c.read_u16(model.data, off, ".gnu.version entry")?;
         if v & 0x7fff > 1 && state.removed_versions.contains(&(v & 0x7fff)) {
-            put(out, off, &c.u16_bytes(1), ".gnu.version entry")?;
+            put(out, translate(off), &c.u16_bytes(1), ".gnu.version entry")?;
         }
     }
     Ok(())

@@ -71,12 +71,5 @@ pub fn edit(data: &[u8], edits: &Edits) -> Result<Option<Vec<u8>>, EditError> {
 
 /// Whether `data` carries the segment ldfix appends when an edit does not fit in place.
 pub fn has_ldfix_segment(data: &[u8]) -> bool {
-    model::Model::parse(data)
-        .map(|m| {
-            m.loads()
-                .last()
-                .and_then(|p| data.get(usize::try_from(p.offset).ok()?..)?.get(..8))
-                == Some(&layout::MAGIC[..])
-        })
-        .unwrap_or(false)
+    model::Model::parse(data).is_ok_and(|m| layout::find_ours(&m).is_some())
 }

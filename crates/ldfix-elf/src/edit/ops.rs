@@ -29,6 +29,20 @@ pub(crate) fn apply_all(
     if let Some(exec) = edits.execstack {
         set_execstack(model, state, exec);
     }
+    let static_pie = model.find_phdr(elf::PT_INTERP.0).is_none()
+        && model.dyn_value(elf::DT_FLAGS_1.0).unwrap_or(0) & elf::DF_1_PIE.0 != 0;
+    if static_pie
+        && (matches!(edits.rpath, Some(RpathEdit::Set(_) | RpathEdit::Add(_)))
+            || !edits.add_needed.is_empty())
+    {
+        // A static-pie relocates itself with no loader to read these, and glibc asserts that
+        // it has neither DT_RPATH nor DT_RUNPATH (`elf/get-dynamic-info.h`, static-pie bootstrap).
+        return Err(EditError::unsupported(
+            "static-pie program",
+            "it has no dynamic loader: a run path or a NEEDED library would never be used, and \
+             glibc aborts a static-pie that has DT_RPATH or DT_RUNPATH",
+        ));
+    }
     if let Some(rpath) = &edits.rpath {
         set_rpath(state, rpath, edits.force_rpath)?;
     }

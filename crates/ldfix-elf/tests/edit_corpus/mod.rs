@@ -1,0 +1,689 @@
+//! The editor tests' corpus, built at test time with the real toolchains, and the helpers that
+//! run and read ELF files. A missing tool fails the test with the command that installs it.
+
+#![allow(dead_code, reason = "each test file uses part of the corpus")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub(crate) const INSTALL: &str =
+    "scripts/install-deps (or: apt-get install -y $(grep -v '^#' scripts/apt/edit.txt))";
+
+/// Runs a command, panicking with its output when it fails (a test failure, not a skip).
+pub(crate) fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?}: {e}; install the test tools with {INSTALL}")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command and returns (success, stdout+stderr).
+pub(crate) fn try_run(cmd: &mut Command) -> (bool, String) {
+    match cmd.output() {
+        Ok(out) => (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ),
+        Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
+    }
+}
+
+/// How to start a program of the corpus and check it works.
+#[derive(Debug, Clone)]
+pub(crate) enum Check {
+    /// Run it; the output must stay the same.
+    Run(Vec<String>),
+    /// A library: the corpus's dlopen checker loads it (and calls `foo` if asked).
+    Dlopen {
+        loader: PathBuf,
+        symbol: Option<String>,
+    },
+    /// Run under qemu-user with this sysroot.
+    Qemu { qemu: String, sysroot: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) check: Check,
+    /// A path to the same interpreter that is longer than the original.
+    pub(crate) long_interp: Option<String>,
+    pub(crate) is_lib: bool,
+    /// A NEEDED entry that can be removed without breaking the program.
+    pub(crate) removable: Option<String>,
+    /// A NEEDED entry and another name of the same library.
+    pub(crate) replaceable: Option<(String, String)>,
+    /// The directory its libc lives in (for a run path that works with --no-default-lib).
+    pub(crate) libdir: &'static str,
+}
+
+impl Sample {
+    /// Runs the file (or loads it) and returns what it printed.
+    pub(crate) fn exercise(&self, path: &Path) -> (bool, String) {
+        match &self.check {
+            Check::Run(args) => try_run(Command::new(path).args(args)),
+            Check::Dlopen { loader, symbol } => {
+                let mut cmd = Command::new(loader);
+                cmd.arg(path);
+                if let Some(s) = symbol {
+                    cmd.arg(s);
+                }
+                try_run(&mut cmd)
+            }
+            Check::Qemu { qemu, sysroot } => {
+                try_run(Command::new(qemu).arg("-L").arg(sysroot).arg(path))
+            }
+        }
+    }
+}
+
+pub(crate) struct Corpus {
+    pub(crate) dir: PathBuf,
+    pub(crate) samples: Vec<Sample>,
+}
+
+const HELLO: &str = r#"
+#include <stdio.h>
+#ifndef NOZ
+#include <zlib.h>
+#endif
+int main(void) {
+#ifndef NOZ
+    printf("hello zlib %s\n", zlibVersion());
+#else
+    printf("hello\n");
+#endif
+    return 0;
+}
+"#;
+
+const FOO: &str = "int foo(void) { return 42; }\n";
+
+const DL: &str = r#"
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    void *h = dlopen(argv[1], RTLD_NOW);
+    if (!h) { printf("dlopen failed: %s\n", dlerror()); return 1; }
+    if (argc > 2) {
+        int (*f)(void) = (int (*)(void))dlsym(h, argv[2]);
+        if (!f) { printf("dlsym failed: %s\n", dlerror()); return 1; }
+        printf("%s=%d\n", argv[2], f());
+    } else {
+        printf("loaded\n");
+    }
+    return 0;
+}
+"#;
+
+fn gcc(dir: &Path, cc: &str, out: &str, src: &str, flags: &[&str]) -> PathBuf {
+    let path = dir.join(out);
+    let mut cmd = Command::new(cc);
+    cmd.arg("-o").arg(&path).arg(dir.join(src)).args(flags);
+    run(&mut cmd);
+    path
+}
+
+/// The corpus, built once per test binary.
+pub(crate) fn corpus() -> &'static Corpus {
+    static CORPUS: OnceLock<Corpus> = OnceLock::new();
+    CORPUS.get_or_init(build)
+}
+
+fn build() -> Corpus {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("edit-corpus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in [("hello.c", HELLO), ("foo.c", FOO), ("dl.c", DL)] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let mut samples = Vec::new();
+    let x64_interp = "/lib/x86_64-linux-gnu/../../lib64/ld-linux-x86-64.so.2".to_owned();
+    let libz_real = std::fs::canonicalize("/lib/x86_64-linux-gnu/libz.so.1")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .expect("zlib: apt-get install -y zlib1g-dev");
+    let program = |name: &str, flags: &[&str]| {
+        let mut all: Vec<&str> = flags.to_vec();
+        all.extend(["-lz", "-Wl,--no-as-needed", "-lm"]);
+        let path = gcc(&dir, "gcc", name, "hello.c", &all);
+        Sample {
+            name: name.to_owned(),
+            path,
+            check: Check::Run(Vec::new()),
+            long_interp: Some(x64_interp.clone()),
+            is_lib: false,
+            removable: Some("libm.so.6".into()),
+            replaceable: Some(("libz.so.1".into(), libz_real.clone())),
+            libdir: "/lib/x86_64-linux-gnu",
+        }
+    };
+    samples.push(program("pie", &["-pie", "-fPIE"]));
+    samples.push(program("nopie", &["-no-pie"]));
+    samples.push(program("separate-code", &["-Wl,-z,separate-code"]));
+    samples.push(program("noseparate-code", &["-Wl,-z,noseparate-code"]));
+    samples.push(program(
+        "nopie-noseparate",
+        &["-no-pie", "-Wl,-z,noseparate-code"],
+    ));
+    samples.push(program("maxpage64k", &["-Wl,-z,max-page-size=0x10000"]));
+    samples.push(program("hash-sysv", &["-Wl,--hash-style=sysv"]));
+    samples.push(program("hash-gnu", &["-Wl,--hash-style=gnu"]));
+    samples.push(program(
+        "rpath",
+        &["-Wl,-rpath,/opt/old/lib", "-Wl,--disable-new-dtags"],
+    ));
+    samples.push(program(
+        "runpath",
+        &[
+            "-Wl,-rpath,/opt/old/lib:/opt/other",
+            "-Wl,--enable-new-dtags",
+        ],
+    ));
+    samples.push(program("lld", &["-fuse-ld=lld"]));
+    samples.push(program("lld-nopie", &["-fuse-ld=lld", "-no-pie"]));
+    samples.push(program("gold", &["-fuse-ld=gold"]));
+
+    // i386.
+    let m32 = gcc(
+        &dir,
+        "gcc",
+        "i386",
+        "hello.c",
+        &["-m32", "-DNOZ", "-Wl,--no-as-needed", "-lm"],
+    );
+    samples.push(Sample {
+        name: "i386".into(),
+        path: m32,
+        check: Check::Run(Vec::new()),
+        long_interp: Some("/lib/../lib/ld-linux.so.2".into()),
+        is_lib: false,
+        removable: Some("libm.so.6".into()),
+        replaceable: None,
+        libdir: "/usr/lib32",
+    });
+    let m32np = gcc(
+        &dir,
+        "gcc",
+        "i386-nopie",
+        "hello.c",
+        &["-m32", "-no-pie", "-DNOZ"],
+    );
+    samples.push(Sample {
+        name: "i386-nopie".into(),
+        path: m32np,
+        check: Check::Run(Vec::new()),
+        long_interp: Some("/lib/../lib/ld-linux.so.2".into()),
+        is_lib: false,
+        removable: None,
+        replaceable: None,
+        libdir: "/usr/lib32",
+    });
+
+    // Libraries, loaded by the dlopen checker.
+    let dl = gcc(&dir, "gcc", "dl", "dl.c", &["-ldl"]);
+    let dl32 = gcc(&dir, "gcc", "dl32", "dl.c", &["-m32", "-ldl"]);
+    let lib = |name: &str, cc_flags: &[&str], loader: &Path| {
+        let mut all = vec!["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1"];
+        all.extend_from_slice(cc_flags);
+        let path = gcc(&dir, "gcc", name, "foo.c", &all);
+        Sample {
+            name: name.to_owned(),
+            path,
+            check: Check::Dlopen {
+                loader: loader.to_owned(),
+                symbol: Some("foo".into()),
+            },
+            long_interp: None,
+            is_lib: true,
+            removable: None,
+            replaceable: None,
+            libdir: if name.contains("32") {
+                "/usr/lib32"
+            } else {
+                "/lib/x86_64-linux-gnu"
+            },
+        }
+    };
+    samples.push(lib("libfoo.so", &[], &dl));
+    samples.push(lib("libfoo-lld.so", &["-fuse-ld=lld"], &dl));
+    samples.push(lib(
+        "libfoo-rpath.so",
+        &["-Wl,-rpath,/opt/x", "-Wl,--disable-new-dtags"],
+        &dl,
+    ));
+    samples.push(lib("libfoo32.so", &["-m32"], &dl32));
+
+    // Debian's own binaries and libraries.
+    let copy = |src: &str, name: &str| {
+        let to = dir.join(name);
+        std::fs::copy(src, &to).unwrap_or_else(|e| panic!("{src}: {e}"));
+        to
+    };
+    samples.push(Sample {
+        name: "debian-ls".into(),
+        path: copy("/usr/bin/ls", "debian-ls"),
+        check: Check::Run(vec!["--version".into()]),
+        long_interp: Some(x64_interp.clone()),
+        is_lib: false,
+        removable: None,
+        replaceable: None,
+        libdir: "/lib/x86_64-linux-gnu",
+    });
+    samples.push(Sample {
+        name: "debian-readelf".into(),
+        path: copy("/usr/bin/readelf", "debian-readelf"),
+        check: Check::Run(vec!["--version".into()]),
+        long_interp: Some(x64_interp.clone()),
+        is_lib: false,
+        removable: None,
+        replaceable: None,
+        libdir: "/lib/x86_64-linux-gnu",
+    });
+    samples.push(Sample {
+        name: "debian-libz".into(),
+        path: copy("/lib/x86_64-linux-gnu/libz.so.1", "libz.so.1"),
+        check: Check::Dlopen {
+            loader: dl.clone(),
+            symbol: None,
+        },
+        long_interp: None,
+        is_lib: true,
+        removable: None,
+        replaceable: None,
+        libdir: "/lib/x86_64-linux-gnu",
+    });
+    samples.push(Sample {
+        name: "debian-libstdc++".into(),
+        path: copy("/lib/x86_64-linux-gnu/libstdc++.so.6", "libstdc++.so.6"),
+        check: Check::Dlopen {
+            loader: dl.clone(),
+            symbol: None,
+        },
+        long_interp: None,
+        is_lib: true,
+        removable: None,
+        replaceable: None,
+        libdir: "/lib/x86_64-linux-gnu",
+    });
+    Corpus { dir, samples }
+}
+
+/// Foreign architectures under qemu-user: aarch64 (64 KiB pages) and s390x (big-endian).
+pub(crate) fn foreign() -> Vec<Sample> {
+    let dir = corpus().dir.join("foreign");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.c"), HELLO).unwrap();
+    let mut out = Vec::new();
+    for (arch, interp, qemu) in [
+        (
+            "aarch64",
+            "/lib/../lib/ld-linux-aarch64.so.1",
+            "qemu-aarch64",
+        ),
+        ("s390x", "/lib/../lib/ld64.so.1", "qemu-s390x"),
+    ] {
+        let cc = format!("{arch}-linux-gnu-gcc");
+        let path = gcc(&dir, &cc, &format!("hello-{arch}"), "hello.c", &["-DNOZ"]);
+        out.push(Sample {
+            name: format!("hello-{arch}"),
+            path,
+            check: Check::Qemu {
+                qemu: qemu.into(),
+                sysroot: PathBuf::from(format!("/usr/{arch}-linux-gnu")),
+            },
+            long_interp: Some(interp.into()),
+            is_lib: false,
+            removable: None,
+            replaceable: None,
+            libdir: "/lib",
+        });
+    }
+    out
+}
+
+/// `readelf -W` output for the given sections.
+pub(crate) fn readelf(args: &[&str], path: &Path) -> String {
+    run(Command::new("readelf").arg("-W").args(args).arg(path))
+}
+
+/// `eu-readelf` must accept the file too.
+pub(crate) fn eu_readelf(args: &[&str], path: &Path) -> String {
+    run(Command::new("eu-readelf").args(args).arg(path))
+}
+
+/// What an operation must leave in the file, checked with binutils' readelf and elfutils'
+/// eu-readelf (neither shares code with ldfix).
+#[derive(Debug, Clone)]
+pub(crate) enum Expect {
+    Interp(String),
+    Runpath(String),
+    Rpath(String),
+    NoRpath,
+    Needed {
+        has: Vec<String>,
+        lacks: Vec<String>,
+    },
+    Soname(String),
+    NoDefLib,
+    ExecStack(bool),
+}
+
+impl Expect {
+    /// Checks the file; returns a description of the mismatch.
+    pub(crate) fn check(&self, path: &Path) -> Result<(), String> {
+        let d = readelf(&["-d"], path);
+        let eu = eu_readelf(&["-d"], path);
+        let fail = |what: &str| Err(format!("{what}\nreadelf -d:\n{d}"));
+        match self {
+            Expect::Interp(i) => {
+                let l = readelf(&["-l"], path);
+                if !l.contains(&format!("[Requesting program interpreter: {i}]")) {
+                    return Err(format!("interpreter {i} not in readelf -l:\n{l}"));
+                }
+                let eul = eu_readelf(&["-l"], path);
+                if !eul.contains(&format!("[Requesting program interpreter: {i}]")) {
+                    return Err(format!("interpreter {i} not in eu-readelf -l:\n{eul}"));
+                }
+            }
+            Expect::Runpath(r) => {
+                if !d.contains(&format!("Library runpath: [{r}]")) || d.contains("Library rpath:") {
+                    return fail(&format!("want RUNPATH {r} only"));
+                }
+                if !eu.contains("RUNPATH") || !eu.contains(&format!("[{r}]")) {
+                    return Err(format!("eu-readelf -d lacks RUNPATH {r}:\n{eu}"));
+                }
+            }
+            Expect::Rpath(r) => {
+                if !d.contains(&format!("Library rpath: [{r}]")) || d.contains("Library runpath:") {
+                    return fail(&format!("want RPATH {r} only"));
+                }
+                if !eu.contains(&format!("[{r}]")) {
+                    return Err(format!("eu-readelf -d lacks RPATH {r}:\n{eu}"));
+                }
+            }
+            Expect::NoRpath => {
+                if d.contains("rpath")
+                    || d.contains("runpath")
+                    || eu.contains("RPATH")
+                    || eu.contains("RUNPATH")
+                {
+                    return fail("want no RPATH/RUNPATH");
+                }
+            }
+            Expect::Needed { has, lacks } => {
+                for h in has {
+                    if !d.contains(&format!("Shared library: [{h}]"))
+                        || !eu.contains(&format!("[{h}]"))
+                    {
+                        return fail(&format!("want NEEDED {h}"));
+                    }
+                }
+                for l in lacks {
+                    if d.contains(&format!("Shared library: [{l}]")) {
+                        return fail(&format!("want no NEEDED {l}"));
+                    }
+                    let v = readelf(&["-V"], path);
+                    if v.contains(&format!("File: {l} ")) {
+                        return Err(format!("version requirement on {l} left behind:\n{v}"));
+                    }
+                }
+            }
+            Expect::Soname(s) => {
+                if !d.contains(&format!("Library soname: [{s}]")) || !eu.contains(&format!("[{s}]"))
+                {
+                    return fail(&format!("want SONAME {s}"));
+                }
+            }
+            Expect::NoDefLib => {
+                if !d.contains("NODEFLIB") {
+                    return fail("want DF_1_NODEFLIB");
+                }
+            }
+            Expect::ExecStack(x) => {
+                let l = readelf(&["-l"], path);
+                let line = l
+                    .lines()
+                    .find(|l| l.contains("GNU_STACK"))
+                    .unwrap_or_default()
+                    .to_owned();
+                if line.contains("RWE") != *x {
+                    return Err(format!("GNU_STACK: {line}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One operation: the patchelf arguments, the same edit for the library, and what it must do.
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    pub(crate) name: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) edits: ldfix_elf::edit::Edits,
+    pub(crate) expect: Vec<Expect>,
+    /// Whether patchelf 0.14.3 knows the flags.
+    pub in_patchelf_014: bool,
+}
+
+pub(crate) const LONG_DIR: &str = "/nonexistent/a-rather-long-directory-name-that-does-not-fit-in-place-0123456789abcdef0123456789abcdef";
+
+pub(crate) fn ops_for(sample: &Sample) -> Vec<Op> {
+    use ldfix_elf::edit::{Edits, RpathEdit};
+    let data = std::fs::read(&sample.path).unwrap();
+    let info = ldfix_elf::parse(&data).unwrap();
+    let old_rpath = info
+        .runpath
+        .clone()
+        .or(info.rpath.clone())
+        .map(|v| String::from_utf8(v).unwrap());
+    let b = |s: &str| s.as_bytes().to_vec();
+    let long = format!("{LONG_DIR}:{}", sample.libdir);
+    let mut ops = vec![
+        Op {
+            name: "set-rpath-long".into(),
+            args: vec!["--set-rpath".into(), long.clone()],
+            edits: Edits {
+                rpath: Some(RpathEdit::Set(b(&long))),
+                ..Edits::default()
+            },
+            expect: vec![Expect::Runpath(long.clone())],
+            in_patchelf_014: true,
+        },
+        Op {
+            name: "set-rpath-short".into(),
+            args: vec!["--set-rpath".into(), "/x".into()],
+            edits: Edits {
+                rpath: Some(RpathEdit::Set(b("/x"))),
+                ..Edits::default()
+            },
+            expect: vec![Expect::Runpath("/x".into())],
+            in_patchelf_014: true,
+        },
+        Op {
+            name: "add-rpath".into(),
+            args: vec!["--add-rpath".into(), "/added/dir".into()],
+            edits: Edits {
+                rpath: Some(RpathEdit::Add(b("/added/dir"))),
+                ..Edits::default()
+            },
+            expect: vec![Expect::Runpath(match &old_rpath {
+                Some(o) if !o.is_empty() => format!("{o}:/added/dir"),
+                _ => "/added/dir".into(),
+            })],
+            in_patchelf_014: true,
+        },
+        Op {
+            name: "remove-rpath".into(),
+            args: vec!["--remove-rpath".into()],
+            edits: Edits {
+                rpath: Some(RpathEdit::Remove),
+                ..Edits::default()
+            },
+            expect: vec![Expect::NoRpath],
+            in_patchelf_014: true,
+        },
+        Op {
+            name: "force-rpath".into(),
+            args: vec!["--force-rpath".into(), "--set-rpath".into(), long.clone()],
+            edits: Edits {
+                rpath: Some(RpathEdit::Set(b(&long))),
+                force_rpath: true,
+                ..Edits::default()
+            },
+            expect: vec![Expect::Rpath(long.clone())],
+            in_patchelf_014: true,
+        },
+        Op {
+            name: "no-default-lib".into(),
+            args: vec![
+                "--no-default-lib".into(),
+                "--set-rpath".into(),
+                sample.libdir.into(),
+            ],
+            edits: Edits {
+                no_default_lib: true,
+                rpath: Some(RpathEdit::Set(b(sample.libdir))),
+                ..Edits::default()
+            },
+            expect: vec![Expect::NoDefLib, Expect::Runpath(sample.libdir.into())],
+            in_patchelf_014: true,
+        },
+        Op {
+            name: "add-needed".into(),
+            args: vec!["--add-needed".into(), "libdl.so.2".into()],
+            edits: Edits {
+                add_needed: vec![b("libdl.so.2")],
+                ..Edits::default()
+            },
+            expect: vec![Expect::Needed {
+                has: vec!["libdl.so.2".into()],
+                lacks: vec![],
+            }],
+            in_patchelf_014: true,
+        },
+        Op {
+            name: "clear-execstack".into(),
+            args: vec!["--clear-execstack".into()],
+            edits: Edits {
+                execstack: Some(false),
+                ..Edits::default()
+            },
+            expect: vec![Expect::ExecStack(false)],
+            in_patchelf_014: false,
+        },
+        Op {
+            name: "set-execstack".into(),
+            args: vec!["--set-execstack".into()],
+            edits: Edits {
+                execstack: Some(true),
+                ..Edits::default()
+            },
+            expect: vec![Expect::ExecStack(true)],
+            in_patchelf_014: false,
+        },
+    ];
+    if let Some(interp) = &sample.long_interp {
+        ops.push(Op {
+            name: "set-interpreter-long".into(),
+            args: vec!["--set-interpreter".into(), interp.clone()],
+            edits: Edits {
+                interpreter: Some(b(interp)),
+                ..Edits::default()
+            },
+            expect: vec![Expect::Interp(interp.clone())],
+            in_patchelf_014: true,
+        });
+        ops.push(Op {
+            name: "interp+rpath+needed".into(),
+            args: vec![
+                "--set-interpreter".into(),
+                interp.clone(),
+                "--set-rpath".into(),
+                long.clone(),
+                "--add-needed".into(),
+                "libdl.so.2".into(),
+            ],
+            edits: Edits {
+                interpreter: Some(b(interp)),
+                rpath: Some(RpathEdit::Set(b(&long))),
+                add_needed: vec![b("libdl.so.2")],
+                ..Edits::default()
+            },
+            expect: vec![
+                Expect::Interp(interp.clone()),
+                Expect::Runpath(long.clone()),
+                Expect::Needed {
+                    has: vec!["libdl.so.2".into()],
+                    lacks: vec![],
+                },
+            ],
+            in_patchelf_014: true,
+        });
+    }
+    if let Some(r) = &sample.removable {
+        ops.push(Op {
+            name: "remove-needed".into(),
+            args: vec!["--remove-needed".into(), r.clone()],
+            edits: Edits {
+                remove_needed: vec![b(r)],
+                ..Edits::default()
+            },
+            expect: vec![Expect::Needed {
+                has: vec![],
+                lacks: vec![r.clone()],
+            }],
+            in_patchelf_014: true,
+        });
+    }
+    if let Some((old, new)) = &sample.replaceable {
+        ops.push(Op {
+            name: "replace-needed".into(),
+            args: vec!["--replace-needed".into(), old.clone(), new.clone()],
+            edits: Edits {
+                replace_needed: vec![(b(old), b(new))],
+                ..Edits::default()
+            },
+            expect: vec![Expect::Needed {
+                has: vec![new.clone()],
+                lacks: vec![old.clone()],
+            }],
+            in_patchelf_014: true,
+        });
+    }
+    if sample.is_lib {
+        let soname = "libfoo-renamed-to-a-much-longer-soname.so.1";
+        ops.push(Op {
+            name: "set-soname".into(),
+            args: vec!["--set-soname".into(), soname.into()],
+            edits: Edits {
+                soname: Some(b(soname)),
+                ..Edits::default()
+            },
+            expect: vec![Expect::Soname(soname.into())],
+            in_patchelf_014: true,
+        });
+    }
+    ops
+}
+
+/// Writes bytes as an executable file.
+pub(crate) fn write_exec(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
