@@ -544,6 +544,8 @@ fn stage_python(stage: &Path) -> Result<()> {
             "pydoc_data",
             // libpython3.11.a and the Makefile, for building C extensions: not needed here.
             "config-3.11-x86_64-linux-gnu",
+            // Debian's PEP 668 marker; nixpkgs' Python has none.
+            "EXTERNALLY-MANAGED",
         ]
         .contains(&first.as_str());
         let dropped = rel.starts_with("lib-dynload") && python_dropped(&name);
