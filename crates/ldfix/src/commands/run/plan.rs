@@ -1,0 +1,503 @@
+//! Planning a run: which loader, and which library directories, make a program start without
+//! changing anything it already resolves on its own.
+//!
+//! This is the "which provider directories does this tree need" logic that `ldfix fix` needs
+//! too; it lives here until it moves into a library crate shared by both.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ldfix_elf::read::{classify_interpreter, Class, Endian, GlibcVersion, InterpreterKind};
+use ldfix_index::{Index, Requester};
+use ldfix_ldso::{
+    is_glibc_family, Cpu, Environment, Flavour, LoaderFacts, Object, Outcome, RealFs, Request,
+    Resolver, Tree,
+};
+
+/// Programs whose loader tells what glibc the system itself uses: `/bin/sh` exists on every
+/// NixOS (`environment.binsh`) and FHS system.
+const SYSTEM_PROGRAMS: &[&str] = &["/bin/sh", "/run/current-system/sw/bin/sh"];
+
+/// At most this many rounds of "add directories, resolve again" (each round can only add
+/// directories for libraries that newly appeared in the tree).
+const MAX_ROUNDS: usize = 16;
+
+/// What the process environment contributes to the loader's search.
+#[derive(Debug, Clone)]
+pub(crate) struct LoaderEnv {
+    /// The user's own LD_LIBRARY_PATH (it stays first in `--library-path`).
+    pub(crate) ld_library_path: Option<Vec<u8>>,
+    /// LD_PRELOAD (left in the environment, read by the loader as usual).
+    pub(crate) ld_preload: Option<Vec<u8>>,
+    /// The working directory.
+    pub(crate) cwd: PathBuf,
+}
+
+/// A library nobody could provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unresolved {
+    /// The DT_NEEDED name.
+    pub(crate) name: Vec<u8>,
+    /// Who needs it.
+    pub(crate) needed_by: Vec<u8>,
+}
+
+/// The decision.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// The loader to run the program with; `None` when the program starts as it is.
+    pub(crate) loader: Option<PathBuf>,
+    /// glibc `major.minor` of that loader (decides `--argv0`).
+    pub(crate) loader_glibc: Option<(u32, u32)>,
+    /// Directories for `--library-path`, after the user's own LD_LIBRARY_PATH.
+    pub(crate) dirs: Vec<PathBuf>,
+    /// Libraries of the program itself that no provider has: it cannot start.
+    pub(crate) missing: Vec<Unresolved>,
+    /// Libraries of modules (`--for`) that no provider has: those modules will fail to load.
+    pub(crate) module_missing: Vec<Unresolved>,
+    /// Why the program's own loader was replaced, for `-v`.
+    pub(crate) loader_reason: Option<String>,
+}
+
+/// One thing to resolve: the program, or a module it may `dlopen`.
+struct Subject {
+    path: PathBuf,
+    module: bool,
+}
+
+/// Plans the run of the ELF program `program` (canonical path), with modules under `for_dirs`.
+pub(crate) fn plan(
+    program: &Path,
+    modules: &[PathBuf],
+    env: &LoaderEnv,
+    index: &mut dyn FnMut() -> anyhow::Result<Arc<Index>>,
+) -> anyhow::Result<Plan> {
+    let fs = RealFs;
+    let resolver = Resolver::new(&fs);
+    let object = resolver
+        .object(program)
+        .map_err(|e| anyhow::anyhow!("cannot read the program: {e}"))?;
+    let mut plan = Plan {
+        loader: None,
+        loader_glibc: None,
+        dirs: Vec::new(),
+        missing: Vec::new(),
+        module_missing: Vec::new(),
+        loader_reason: None,
+    };
+    let Some(interp) = object.interpreter.clone() else {
+        // Statically linked (or no PT_INTERP at all): the kernel runs it as it is.
+        return Ok(plan);
+    };
+    let interp_path = PathBuf::from(OsStr::from_bytes(&interp));
+
+    let mut subjects = vec![Subject {
+        path: program.to_owned(),
+        module: false,
+    }];
+    subjects.extend(modules.iter().map(|m| Subject {
+        path: m.clone(),
+        module: true,
+    }));
+    let needed_glibc = subjects
+        .iter()
+        .filter_map(|s| resolver.object(&s.path).ok())
+        .filter_map(|o| max_glibc(&o))
+        .max();
+
+    let (loader, own) = match own_loader(&interp_path) {
+        Ok(()) => (interp_path.clone(), true),
+        Err(why) => {
+            plan.loader_reason = Some(why);
+            let chosen = system_loader(&interp_path, &object, needed_glibc.as_ref(), &resolver)
+                .map_or_else(
+                    || {
+                        index_loader(
+                            &interp_path,
+                            &object,
+                            needed_glibc.as_ref(),
+                            &resolver,
+                            index,
+                        )
+                    },
+                    |l| Ok(Some(l)),
+                )?;
+            let Some(chosen) = chosen else {
+                anyhow::bail!(
+                    "no dynamic loader {} for this program was found on this system (the system's own, or one in the Nix store{})",
+                    file_name(&interp_path),
+                    needed_glibc
+                        .as_ref()
+                        .map(|v| format!(" with glibc {v} or newer"))
+                        .unwrap_or_default()
+                );
+            };
+            (chosen, false)
+        }
+    };
+    let facts = resolver
+        .loader(&loader)
+        .map_err(|e| anyhow::anyhow!("cannot use the loader {}: {e}", loader.display()))?;
+    plan.loader_glibc = facts.glibc_version;
+    let glibc_dir = std::fs::canonicalize(&loader)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = Cpu::from_cpuinfo(&cpuinfo, std::env::consts::ARCH.as_bytes());
+    let resolve_all = |dirs: &[PathBuf]| -> Vec<Option<Tree>> {
+        let environment = Environment {
+            ld_library_path: library_path(env.ld_library_path.as_deref(), dirs),
+            ld_preload: env.ld_preload.clone(),
+            secure: false,
+            cwd: env.cwd.clone(),
+        };
+        subjects
+            .iter()
+            .map(|s| {
+                let request = Request {
+                    program: &s.path,
+                    env: &environment,
+                    cpu: &cpu,
+                    host: s.module.then_some(program),
+                    fallback_loader: Some(&loader),
+                };
+                // A module that cannot be resolved at all (not ELF after all, another machine)
+                // is left alone: the program would not load it either.
+                resolver.resolve(&request).ok()
+            })
+            .collect()
+    };
+
+    let baseline = resolve_all(&[]);
+    let baseline_map = resolutions(&baseline);
+    let mut trees = baseline.clone();
+    let mut tried: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut unresolved: Vec<(Unresolved, bool)> = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        let wanted = missing(&trees, &subjects, &tried);
+        if wanted.is_empty() {
+            break;
+        }
+        let index = index()?;
+        for want in wanted {
+            tried.insert(want.name.clone());
+            if !still_missing(&trees, &want.name) {
+                continue; // A directory added for an earlier library provides it too.
+            }
+            let requester = Requester {
+                machine: want.object.machine,
+                class: match want.object.class {
+                    Class::Elf32 => 1,
+                    Class::Elf64 => 2,
+                },
+                data: match want.object.endian {
+                    Endian::Little => 1,
+                    Endian::Big => 2,
+                },
+                libc: match facts.flavour {
+                    Flavour::Glibc => "glibc".into(),
+                    Flavour::Musl => "musl".into(),
+                },
+                versions: want
+                    .object
+                    .version_needs
+                    .iter()
+                    .find(|(file, _)| *file == want.name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+                glibc_dir: glibc_dir.clone(),
+            };
+            let mut chosen = None;
+            for provider in index.lookup(&want.name, &requester) {
+                if !provider.usable() {
+                    continue;
+                }
+                let dir = provider.library.real_dir_path().to_path_buf();
+                if !usable_in_path(&dir) || plan.dirs.contains(&dir) {
+                    continue;
+                }
+                let mut dirs = plan.dirs.clone();
+                dirs.push(dir.clone());
+                let candidate = resolve_all(&dirs);
+                // The directory must not change anything already resolved without it.
+                if changes_nothing(&baseline_map, &resolutions(&candidate)) {
+                    chosen = Some((dir, candidate));
+                    break;
+                }
+            }
+            match chosen {
+                Some((dir, candidate)) => {
+                    plan.dirs.push(dir);
+                    trees = candidate;
+                }
+                None => unresolved.push((
+                    Unresolved {
+                        name: want.name,
+                        needed_by: want.needed_by,
+                    },
+                    want.module,
+                )),
+            }
+        }
+    }
+    // What is still missing after the last round (a library needed only by what was added).
+    for want in missing(&trees, &subjects, &BTreeSet::new()) {
+        if !unresolved.iter().any(|(u, _)| u.name == want.name) {
+            unresolved.push((
+                Unresolved {
+                    name: want.name,
+                    needed_by: want.needed_by,
+                },
+                want.module,
+            ));
+        }
+    }
+    for (u, module) in unresolved {
+        if module {
+            plan.module_missing.push(u);
+        } else {
+            plan.missing.push(u);
+        }
+    }
+    if !own || !plan.dirs.is_empty() {
+        plan.loader = Some(loader);
+    }
+    Ok(plan)
+}
+
+/// The LD_LIBRARY_PATH the loader will use: the user's own first, then ours. An empty user
+/// value counts as unset (glibc ignores an empty LD_LIBRARY_PATH, `elf/dl-load.c`
+/// `_dl_init_paths`).
+pub(crate) fn library_path(user: Option<&[u8]>, dirs: &[PathBuf]) -> Option<Vec<u8>> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    if let Some(user) = user.filter(|u| !u.is_empty()) {
+        parts.push(user);
+    }
+    parts.extend(dirs.iter().map(|d| d.as_os_str().as_bytes()));
+    (!parts.is_empty()).then(|| parts.join(&b':'))
+}
+
+/// glibc splits LD_LIBRARY_PATH and `--library-path` at `:` and `;` and expands `$ORIGIN`-style
+/// tokens in it (`elf/dl-load.c` `fillin_rpath`), so a directory with those cannot be named.
+fn usable_in_path(dir: &Path) -> bool {
+    let bytes = dir.as_os_str().as_bytes();
+    !bytes.is_empty() && !bytes.iter().any(|b| matches!(b, b':' | b';' | b'$'))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Whether the program's own PT_INTERP is a usable loader; otherwise why not.
+fn own_loader(interp: &Path) -> Result<(), String> {
+    let data = std::fs::read(interp)
+        .map_err(|e| format!("its loader {} cannot be read: {e}", interp.display()))?;
+    match classify_interpreter(&data) {
+        InterpreterKind::Loader => Ok(()),
+        kind => Err(format!(
+            "its loader {} is {}, not a dynamic loader",
+            interp.display(),
+            kind.as_str()
+        )),
+    }
+}
+
+/// The highest `GLIBC_x.y` version an object requires.
+fn max_glibc(object: &Object) -> Option<GlibcVersion> {
+    object
+        .version_needs
+        .iter()
+        .flat_map(|(_, versions)| versions.iter())
+        .filter_map(|v| GlibcVersion::from_version_name(v))
+        .max()
+}
+
+/// Whether the loader's glibc is at least `needed` (unknown versions are accepted: the emulation
+/// reports a missing version later if it matters).
+fn new_enough(facts: &LoaderFacts, needed: Option<&GlibcVersion>) -> bool {
+    let (Some(needed), Some((major, minor))) = (needed, facts.glibc_version) else {
+        return true;
+    };
+    GlibcVersion(vec![major, minor]) >= *needed
+}
+
+/// A loader fits the program: same file name as its PT_INTERP (same ABI), same machine and
+/// class, a real loader, and a new enough glibc.
+fn fits(
+    candidate: &Path,
+    interp: &Path,
+    program: &Object,
+    needed: Option<&GlibcVersion>,
+    resolver: &Resolver<'_>,
+) -> Option<Arc<LoaderFacts>> {
+    if candidate.file_name() != interp.file_name() {
+        return None;
+    }
+    let data = std::fs::read(candidate).ok()?;
+    if classify_interpreter(&data) != InterpreterKind::Loader {
+        return None;
+    }
+    let facts = resolver.loader(candidate).ok()?;
+    (facts.machine == program.machine && facts.class == program.class && new_enough(&facts, needed))
+        .then_some(facts)
+}
+
+/// The loader the system's own programs use (PT_INTERP of `/bin/sh`), when it fits.
+fn system_loader(
+    interp: &Path,
+    program: &Object,
+    needed: Option<&GlibcVersion>,
+    resolver: &Resolver<'_>,
+) -> Option<PathBuf> {
+    SYSTEM_PROGRAMS.iter().find_map(|sys| {
+        let real = std::fs::canonicalize(sys).ok()?;
+        let object = resolver.object(&real).ok()?;
+        let loader = PathBuf::from(OsStr::from_bytes(object.interpreter.as_deref()?));
+        let loader = std::fs::canonicalize(&loader).ok()?;
+        fits(&loader, interp, program, needed, resolver).map(|_| loader)
+    })
+}
+
+/// The newest fitting loader in the library index (store paths and profiles).
+fn index_loader(
+    interp: &Path,
+    program: &Object,
+    needed: Option<&GlibcVersion>,
+    resolver: &Resolver<'_>,
+    index: &mut dyn FnMut() -> anyhow::Result<Arc<Index>>,
+) -> anyhow::Result<Option<PathBuf>> {
+    let index = index()?;
+    let name = interp.file_name().map(OsStr::as_bytes).unwrap_or_default();
+    let mut best: Option<((u32, u32), PathBuf)> = None;
+    let mut seen = BTreeSet::new();
+    for library in index.named(name) {
+        let path = library.real_path();
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let Some(facts) = fits(&path, interp, program, needed, resolver) else {
+            continue;
+        };
+        let version = facts.glibc_version.unwrap_or((0, 0));
+        let better = match &best {
+            None => true,
+            Some((v, p)) => version > *v || (version == *v && path < *p),
+        };
+        if better {
+            best = Some((version, path));
+        }
+    }
+    Ok(best.map(|(_, p)| p))
+}
+
+/// A library the trees miss, with the object that first needs it.
+struct Wanted {
+    name: Vec<u8>,
+    needed_by: Vec<u8>,
+    object: Arc<Object>,
+    module: bool,
+}
+
+/// Libraries missing from the trees, first-needed first, excluding `skip` and the glibc family
+/// (only ever from the loader's own glibc, which is in its default directories).
+fn missing(trees: &[Option<Tree>], subjects: &[Subject], skip: &BTreeSet<Vec<u8>>) -> Vec<Wanted> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for (tree, subject) in trees.iter().zip(subjects) {
+        let Some(tree) = tree else { continue };
+        for edge in &tree.edges {
+            if !matches!(edge.outcome, Outcome::Missing)
+                || is_glibc_family(&edge.name)
+                || skip.contains(&edge.name)
+            {
+                continue;
+            }
+            if let Some(w) = wanted.iter_mut().find(|w| w.name == edge.name) {
+                // Needed by the program itself as well as by a module: the program's need wins.
+                w.module &= subject.module;
+                continue;
+            }
+            let Some(from) = tree.objects.get(edge.from) else {
+                continue;
+            };
+            wanted.push(Wanted {
+                name: edge.name.clone(),
+                needed_by: from.path.clone(),
+                object: from.object.clone(),
+                module: subject.module,
+            });
+        }
+    }
+    wanted
+}
+
+fn still_missing(trees: &[Option<Tree>], name: &[u8]) -> bool {
+    trees.iter().flatten().any(|tree| {
+        tree.edges
+            .iter()
+            .any(|e| e.name == name && matches!(e.outcome, Outcome::Missing))
+    })
+}
+
+/// Every resolved request of every tree: (requesting file, name) → file loaded.
+fn resolutions(trees: &[Option<Tree>]) -> HashMap<(Vec<u8>, Vec<u8>), Vec<u8>> {
+    let mut map = HashMap::new();
+    for tree in trees.iter().flatten() {
+        for edge in &tree.edges {
+            let target = match edge.outcome {
+                Outcome::Loaded(i) | Outcome::Reused(i, _) => i,
+                Outcome::Missing | Outcome::Failed { .. } => continue,
+            };
+            let (Some(from), Some(to)) = (tree.objects.get(edge.from), tree.objects.get(target))
+            else {
+                continue;
+            };
+            map.insert((from.path.clone(), edge.name.clone()), to.path.clone());
+        }
+    }
+    map
+}
+
+/// Whether every request resolved in `before` resolves to the same file in `after`.
+fn changes_nothing(
+    before: &HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>,
+    after: &HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>,
+) -> bool {
+    before
+        .iter()
+        .all(|(key, path)| after.get(key).is_none_or(|p| p == path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_path_keeps_the_users_first() {
+        let dirs = [PathBuf::from("/s/a/lib"), PathBuf::from("/s/b/lib")];
+        assert_eq!(library_path(None, &[]), None);
+        assert_eq!(library_path(Some(b""), &[]), None);
+        assert_eq!(
+            library_path(Some(b"/mine:"), &dirs).unwrap(),
+            b"/mine::/s/a/lib:/s/b/lib".to_vec()
+        );
+        assert_eq!(
+            library_path(None, &dirs).unwrap(),
+            b"/s/a/lib:/s/b/lib".to_vec()
+        );
+    }
+
+    #[test]
+    fn directories_with_separators_are_refused() {
+        assert!(usable_in_path(Path::new("/nix/store/abc-zlib/lib")));
+        assert!(!usable_in_path(Path::new("/odd:dir")));
+        assert!(!usable_in_path(Path::new("/odd;dir")));
+        assert!(!usable_in_path(Path::new("/$ORIGIN")));
+    }
+}
