@@ -503,25 +503,14 @@ fn read_verneed(
     let limit = count.unwrap_or(u64::MAX).min(max_steps);
     let mut needs = Vec::new();
     for _ in 0..limit {
-        let need = map
-            .data
-            .read_at::<elf::Verneed<Endianness>>(offset)
-            .ok()
-            .filter(|_| offset < end)
-            .ok_or_else(|| truncated(WHAT, offset, 16, map.data))?;
+        let need: &elf::Verneed<Endianness> = record(map.data, offset, end, WHAT)?;
         let file = strings.get(u64::from(need.vn_file.get(endian)), "Verneed vn_file")?;
         let mut versions = Vec::new();
         let mut aux_offset = offset.saturating_add(u64::from(need.vn_aux.get(endian)));
         let aux_count = u64::from(need.vn_cnt.get(endian)).min(max_steps.saturating_mul(2));
         for _ in 0..aux_count {
-            let aux = map
-                .data
-                .read_at::<elf::Vernaux<Endianness>>(aux_offset)
-                .ok()
-                .filter(|_| aux_offset < end)
-                .ok_or_else(|| {
-                    truncated("version need entry (Vernaux)", aux_offset, 16, map.data)
-                })?;
+            let aux: &elf::Vernaux<Endianness> =
+                record(map.data, aux_offset, end, "version need entry (Vernaux)")?;
             versions.push(strings.get(u64::from(aux.vna_name.get(endian)), "Vernaux vna_name")?);
             let next = u64::from(aux.vna_next.get(endian));
             if next == 0 {
@@ -555,22 +544,15 @@ fn read_verdef(
     let limit = count.unwrap_or(u64::MAX).min(max_steps);
     let mut names = Vec::new();
     for _ in 0..limit {
-        let def = map
-            .data
-            .read_at::<elf::Verdef<Endianness>>(offset)
-            .ok()
-            .filter(|_| offset < end)
-            .ok_or_else(|| truncated(WHAT, offset, 20, map.data))?;
+        let def: &elf::Verdef<Endianness> = record(map.data, offset, end, WHAT)?;
         if def.vd_cnt.get(endian) > 0 {
             let aux_offset = offset.saturating_add(u64::from(def.vd_aux.get(endian)));
-            let aux = map
-                .data
-                .read_at::<elf::Verdaux<Endianness>>(aux_offset)
-                .ok()
-                .filter(|_| aux_offset < end)
-                .ok_or_else(|| {
-                    truncated("version definition name (Verdaux)", aux_offset, 8, map.data)
-                })?;
+            let aux: &elf::Verdaux<Endianness> = record(
+                map.data,
+                aux_offset,
+                end,
+                "version definition name (Verdaux)",
+            )?;
             names.push(strings.get(u64::from(aux.vda_name.get(endian)), "Verdaux vda_name")?);
         }
         let next = u64::from(def.vd_next.get(endian));
@@ -580,4 +562,26 @@ fn read_verdef(
         offset = offset.saturating_add(next);
     }
     Ok(names)
+}
+
+/// One fixed-size record at `offset`, wholly inside the segment's file contents `[.., end)`.
+fn record<'d, T: object::Pod>(
+    data: &'d [u8],
+    offset: u64,
+    end: u64,
+    what: &'static str,
+) -> Result<&'d T, ReadError> {
+    let size = std::mem::size_of::<T>() as u64;
+    if offset
+        .checked_add(size)
+        .is_none_or(|record_end| record_end > end)
+    {
+        return Err(malformed(
+            what,
+            offset,
+            format!("{size} bytes do not fit before the end of its segment at {end:#x}"),
+        ));
+    }
+    data.read_at::<T>(offset)
+        .map_err(|()| truncated(what, offset, size, data))
 }
