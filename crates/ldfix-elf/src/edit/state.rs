@@ -260,21 +260,13 @@ impl State {
     }
 }
 
-/// Position of `needle` followed by a NUL in `hay`.
+/// Position of `needle` followed by a NUL in `hay` (an existing copy, or the tail of a longer
+/// string, as linkers share suffixes).
 pub(crate) fn find_string(hay: &[u8], needle: &[u8]) -> Option<u64> {
-    let n = needle.len();
-    if n == 0 {
-        return hay.iter().position(|&b| b == 0).map(|p| p as u64);
-    }
-    let mut i = 0;
-    while i + n < hay.len() {
-        let window = hay.get(i..i + n + 1)?;
-        if window.last() == Some(&0) && window.get(..n) == Some(needle) {
-            return Some(i as u64);
-        }
-        i += 1;
-    }
-    None
+    let mut with_nul = Vec::with_capacity(needle.len() + 1);
+    with_nul.extend_from_slice(needle);
+    with_nul.push(0);
+    memchr::memmem::find(hay, &with_nul).map(|p| p as u64)
 }
 
 fn read_verneeds(model: &Model<'_>) -> Result<Vec<Verneed>, EditError> {
