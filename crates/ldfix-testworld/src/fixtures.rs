@@ -128,6 +128,37 @@ impl Fixtures {
         })
     }
 
+    /// The fixtures of this process, compiled once (at test time) into
+    /// `<state>/fixtures/<pid>`; directories of processes that are gone are removed first.
+    pub fn shared(world: &World) -> Result<&'static Fixtures> {
+        static SHARED: std::sync::Mutex<Option<&'static Fixtures>> = std::sync::Mutex::new(None);
+        let mut guard = SHARED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(f) = *guard {
+            return Ok(f);
+        }
+        let root = world.state_dir().join("fixtures");
+        fs::create_dir_all(&root)?;
+        for e in fs::read_dir(&root)?.flatten() {
+            let name = e.file_name();
+            let alive = name
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
+            if !alive {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = root.join(std::process::id().to_string());
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        let f: &'static Fixtures = Box::leak(Box::new(Fixtures::build(&dir)?));
+        *guard = Some(f);
+        Ok(f)
+    }
+
     /// Path of a built fixture.
     pub fn path(&self, f: Fixture) -> PathBuf {
         self.dir.join(f.name())

@@ -52,6 +52,18 @@ pub struct World {
 
 static WORLD: Mutex<Option<&'static World>> = Mutex::new(None);
 
+/// Which packages a world has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageSet {
+    /// Everything (what [`World::get`] builds).
+    Full,
+    /// Only [`CORE`]: enough to test building, caching and rebuilding quickly.
+    Core,
+}
+
+/// The packages of [`PackageSet::Core`].
+pub const CORE: &[&str] = &["busybox", "stubLd", "libgcc", "glibc", "zlib"];
+
 /// A prerequisite: a command and the Debian package that provides it.
 const TOOLS: &[(&str, &str)] = &[
     ("nix-build", "nix-bin"),
@@ -175,6 +187,12 @@ impl World {
 
     /// Opens the world in `state`, building it first when it is missing, stale or half-built.
     pub fn open_or_build(state: &Path) -> Result<World> {
+        Self::open_or_build_set(state, PackageSet::Full)
+    }
+
+    /// [`World::open_or_build`] with a chosen package set (tests of the build logic itself use
+    /// [`PackageSet::Core`], which builds in a fraction of the time).
+    pub fn open_or_build_set(state: &Path, set: PackageSet) -> Result<World> {
         check_prerequisites()?;
         fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
         let lock_path = state.join("lock");
@@ -182,7 +200,7 @@ impl World {
             .with_context(|| format!("opening {}", lock_path.display()))?;
         lock.lock()
             .with_context(|| format!("locking {}", lock_path.display()))?;
-        let key = world_key()?;
+        let key = format!("{} {set:?}", world_key()?);
         if let Some(world) = Self::open_valid(state, &key)? {
             return Ok(world);
         }
@@ -191,7 +209,7 @@ impl World {
             "ldfix-testworld: building the test world in {} (once; cached afterwards)",
             state.display()
         );
-        let world = Self::build(state, &key)?;
+        let world = Self::build(state, &key, set)?;
         eprintln!(
             "ldfix-testworld: built in {:.1}s",
             start.elapsed().as_secs_f64()
@@ -224,7 +242,7 @@ impl World {
         }))
     }
 
-    fn build(state: &Path, key: &str) -> Result<World> {
+    fn build(state: &Path, key: &str, set: PackageSet) -> Result<World> {
         let stamp = state.join("world.json");
         let _ = fs::remove_file(&stamp);
         let stage = state.join("stage");
@@ -232,7 +250,10 @@ impl World {
             fs::remove_dir_all(&stage).with_context(|| format!("removing {}", stage.display()))?;
         }
         fs::create_dir_all(&stage)?;
-        let pkgs = store::packages()?;
+        let mut pkgs = store::packages()?;
+        if set == PackageSet::Core {
+            pkgs.retain(|p| CORE.contains(&p.attr));
+        }
         let expr_file = state.join("world.nix");
         fs::write(&expr_file, store::nix_expr(&pkgs, &stage, key)?)?;
         let outs = store::eval_out_paths(&expr_file)?;
@@ -298,7 +319,10 @@ impl World {
             ("system-nonix", "systemPathNoNix"),
             ("user", "userProfile"),
         ] {
-            symlink(self.pkg(attr)?, profiles.join(format!("{name}-1-link")))?;
+            let Some(out) = self.outs.get(attr) else {
+                continue; // not in this package set
+            };
+            symlink(out, profiles.join(format!("{name}-1-link")))?;
             symlink(format!("{name}-1-link"), profiles.join(name))?;
         }
         Ok(())
@@ -440,6 +464,11 @@ impl World {
     /// `/lib64/ld-linux-x86-64.so.2`, Nix CLI in the system profile).
     pub fn sandbox(&self) -> Sandbox<'_> {
         Sandbox::new(self)
+    }
+
+    /// The FHS fixtures, compiled once per process (see [`Fixtures::shared`]).
+    pub fn fixtures(&self) -> Result<&'static Fixtures> {
+        Fixtures::shared(self)
     }
 
     /// Builds a virtualenv at `dir` with the store's Python and the given pinned manylinux wheels

@@ -106,8 +106,7 @@ fn loader_has_only_store_defaults_outside_the_sandbox() -> Result<()> {
     check_nixpkgs_like_search(w, &stderr)?;
 
     // A library Debian's loader finds in /usr/lib/x86_64-linux-gnu is not found by the store one.
-    let dir = tmp()?;
-    let fx = Fixtures::build(dir.path())?;
+    let fx = w.fixtures()?;
     let out = Command::new(&ld)
         .arg("--list")
         .arg(fx.path(Fixture::NeedsZ))
@@ -295,13 +294,12 @@ fn fhs_fixtures_have_the_intended_dynamic_sections_and_run_on_the_host() -> Resu
 #[test]
 fn fhs_fixtures_fail_inside_as_on_nixos() -> Result<()> {
     let w = world()?;
-    let dir = tmp()?;
-    let fx = Fixtures::build(dir.path())?;
+    let fx = w.fixtures()?;
     let z = fx.path(Fixture::NeedsZ);
     let zs = z.to_str().context("utf-8")?;
 
     // No /lib64 at all: the shell's message, and execve's ENOENT.
-    let sb = w.sandbox().lib64(Lib64::Absent).ro_bind(dir.path());
+    let sb = w.sandbox().lib64(Lib64::Absent).ro_bind(fx.dir());
     let out = sb.sh(zs)?;
     ensure!(out.status == 127, "{out}");
     ensure!(
@@ -320,7 +318,7 @@ fn fhs_fixtures_fail_inside_as_on_nixos() -> Result<()> {
     for f in Fixture::ALL {
         let p = fx.path(f);
         let ps = p.to_str().context("utf-8")?;
-        let out = w.sandbox().ro_bind(dir.path()).sh(ps)?;
+        let out = w.sandbox().ro_bind(fx.dir()).sh(ps)?;
         ensure!(out.status == 127, "{out}");
         let want =
             format!("Could not start dynamically linked executable: {ps}\n{STUB_LD_MESSAGE}");
@@ -337,7 +335,7 @@ fn fhs_fixtures_fail_inside_as_on_nixos() -> Result<()> {
         let p = fx.path(f);
         let out = w
             .sandbox()
-            .ro_bind(dir.path())
+            .ro_bind(fx.dir())
             .run(&[w.loader().as_os_str(), p.as_os_str()])?;
         ensure!(out.status == 127, "{out}");
         let want = format!("error while loading shared libraries: {soname}: cannot open shared object file: No such file or directory");
@@ -347,7 +345,7 @@ fn fhs_fixtures_fail_inside_as_on_nixos() -> Result<()> {
     let hello = fx.path(Fixture::Hello);
     let out = w
         .sandbox()
-        .ro_bind(dir.path())
+        .ro_bind(fx.dir())
         .run(&[w.loader().as_os_str(), hello.as_os_str()])?;
     ensure!(out.success() && out.stdout == "hello ok\n", "{out}");
     Ok(())
