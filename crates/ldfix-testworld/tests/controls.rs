@@ -421,6 +421,16 @@ fn profiles_are_gc_roots() -> Result<()> {
         );
         ensure!(profile.is_dir());
     }
+    // What a real `nix-store --gc` would delete (without deleting anything others may need).
+    let out = Command::new("nix-store")
+        .args(["--gc", "--print-dead"])
+        .output()?;
+    let (dead, stderr) = text(&out);
+    ensure!(out.status.success(), "{stderr}");
+    for path in w.packages().values() {
+        let p = path.to_str().context("utf-8")?;
+        ensure!(!dead.lines().any(|l| l == p), "{p} would be collected");
+    }
     for (attr, path) in w.packages() {
         let root = w.gc_roots_dir().join(attr);
         ensure!(std::fs::read_link(&root)? == *path, "{}", root.display());
