@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Bumped whenever the way the world is built changes, so old caches and store paths are rebuilt.
-const WORLD_VERSION: &str = "ldfix-testworld-6";
+const WORLD_VERSION: &str = "ldfix-testworld-7";
 
 /// Where the world keeps its state: `$LDFIX_TESTWORLD_DIR`, else `/var/tmp/ldfix-testworld/v1`.
 pub fn state_dir() -> PathBuf {
@@ -257,7 +257,6 @@ impl World {
         let expr_file = state.join("world.nix");
         fs::write(&expr_file, store::nix_expr(&pkgs, &stage, key)?)?;
         let outs = store::eval_out_paths(&expr_file)?;
-        store::record_stages(&stage, &outs)?;
         let t = Instant::now();
         store::stage_all(&pkgs, &outs, &stage, &c_dir())?;
         eprintln!(

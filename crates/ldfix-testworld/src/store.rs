@@ -386,7 +386,11 @@ pub(crate) fn stage_all(
             }
             Kind::NixCli => stage_nix(&stage, &providers)?,
             Kind::Farm => {
-                let dirs: Vec<PathBuf> = p.deps.iter().map(|d| out(d)).collect::<Result<_>>()?;
+                let dirs: Vec<(PathBuf, PathBuf)> = p
+                    .deps
+                    .iter()
+                    .map(|d| Ok((out(d)?, stage_root.join(d))))
+                    .collect::<Result<_>>()?;
                 farm(&stage, &dirs)?;
             }
         }
@@ -624,41 +628,24 @@ fn stage_nix(stage: &Path, providers: &HashMap<String, (&'static str, PathBuf)>)
 }
 
 /// A symlink farm: `bin/*` and `lib/*` of each package, first one wins (like buildEnv).
-fn farm(stage: &Path, pkgs: &[PathBuf]) -> Result<()> {
+fn farm(stage: &Path, pkgs: &[(PathBuf, PathBuf)]) -> Result<()> {
     for sub in ["bin", "lib"] {
         let dir = stage.join(sub);
         fs::create_dir_all(&dir)?;
-        for p in pkgs {
+        for (out, pkg_stage) in pkgs {
+            // nix's lib/ holds its private closure (libcurl, libarchive, …), which a NixOS system
+            // profile would not expose (in nixpkgs those are separate packages): only its bin/.
+            if sub == "lib" && pkg_stage.file_name() == Some(std::ffi::OsStr::new("nix")) {
+                continue;
+            }
             // The package's stage has the same layout as its future output.
-            let store_sub = p.join(sub);
-            let names = list_dir(&stage_of(stage, p)?.join(sub))?;
-            for name in names {
+            for name in list_dir(&pkg_stage.join(sub))? {
                 let link = dir.join(&name);
                 if fs::symlink_metadata(&link).is_err() {
-                    symlink(store_sub.join(&name), &link)?;
+                    symlink(out.join(sub).join(&name), &link)?;
                 }
             }
         }
-    }
-    Ok(())
-}
-
-/// The stage directory of the package whose output path is `out` (stages are named by attribute;
-/// a marker file maps output paths back).
-fn stage_of(stage: &Path, out: &Path) -> Result<PathBuf> {
-    let root = stage.parent().context("stage has no parent")?;
-    let base = out.file_name().context("output path has no name")?;
-    let marker = root.join(".by-out").join(base);
-    fs::read_link(&marker).with_context(|| format!("no stage recorded for {}", out.display()))
-}
-
-/// Records which stage belongs to which output path (see [`stage_of`]).
-pub(crate) fn record_stages(stage_root: &Path, outs: &BTreeMap<String, PathBuf>) -> Result<()> {
-    let dir = stage_root.join(".by-out");
-    fs::create_dir_all(&dir)?;
-    for (attr, out) in outs {
-        let base = out.file_name().context("output path has no name")?;
-        symlink(stage_root.join(attr), dir.join(base))?;
     }
     Ok(())
 }

@@ -209,6 +209,24 @@ fn store_files_are_patched_like_nix_builds_and_the_graph_is_real() -> Result<()>
         "{sys}"
     );
     ensure!(!refs(w.system_profile_no_nix())?.contains(w.nix_cli().to_str().context("utf-8")?));
+    let lib = w.system_profile().join("lib");
+    for absent in [
+        "libodbc.so.2",
+        "libcrypt.so.1",
+        "libc.so.6",
+        "ld-linux-x86-64.so.2",
+        "libarchive.so.13",
+    ] {
+        ensure!(
+            std::fs::symlink_metadata(lib.join(absent)).is_err(),
+            "profile has lib/{absent}"
+        );
+    }
+    for present in ["libz.so.1", "libssl.so.3", "libstdc++.so.6"] {
+        ensure!(lib.join(present).is_file(), "profile lacks lib/{present}");
+    }
+    ensure!(w.system_profile().join("bin/nix-store").is_file());
+    ensure!(!w.system_profile_no_nix().join("bin/nix-store").exists());
     Ok(())
 }
 
