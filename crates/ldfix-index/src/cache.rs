@@ -22,7 +22,7 @@ use crate::error::IndexError;
 use crate::library::{Library, SourceKind};
 
 const MAGIC: &[u8; 8] = b"LDFIXIDX";
-pub(crate) const FORMAT_VERSION: u32 = 4;
+pub(crate) const FORMAT_VERSION: u32 = 5;
 const HEADER_LEN: usize = MAGIC.len() + 4 + 8;
 
 /// Everything but the per-store-path blobs.

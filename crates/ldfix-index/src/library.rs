@@ -74,6 +74,9 @@ pub struct Library {
     #[serde(with = "serde_bytes")]
     pub output: Vec<u8>,
     pub source: SourceKind,
+    /// When the store path was made (its change time, seconds): among equal versions the newer
+    /// build ranks first (a rebuild usually carries a fix). 0 outside the store.
+    pub built: i64,
 }
 
 impl Library {

@@ -73,7 +73,7 @@ impl<'a> Provider<'a> {
 impl Index {
     /// Providers of `name` for `requester`, best first: compatible ones first; then by source
     /// (`--from`, system profile, user profiles, nix-ld, store); then those defining every
-    /// needed symbol version; then the newest package version. glibc-family names are answered
+    /// needed symbol version; then the newest package version; then the newest build. glibc-family names are answered
     /// only from the requester's own glibc.
     pub fn lookup(&self, name: &[u8], requester: &Requester) -> Vec<Provider<'_>> {
         let glibc_family = is_glibc_family(name);
@@ -111,6 +111,7 @@ fn rank(a: &Provider<'_>, b: &Provider<'_>) -> Ordering {
     key(a)
         .cmp(&key(b))
         .then_with(|| compare_versions(&b.library.version, &a.library.version))
+        .then_with(|| b.library.built.cmp(&a.library.built))
         .then_with(|| a.library.real_path().cmp(&b.library.real_path()))
 }
 
@@ -143,6 +144,7 @@ mod tests {
             version: version.as_bytes().to_vec(),
             output: b"lib".to_vec(),
             source,
+            built: 0,
         }
     }
 

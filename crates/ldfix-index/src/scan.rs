@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ldfix_elf::{Class, ElfInfo, Endian, FileKind};
@@ -144,6 +145,10 @@ fn describe(
     }
     let store_path = store.store_path_of(real_dir);
     let package = store_path.as_ref().map(|sp| sp.package());
+    let built = store_path
+        .as_ref()
+        .and_then(|sp| std::fs::symlink_metadata(sp.path()).ok())
+        .map_or(0, |meta| meta.ctime());
     Some(Library {
         soname: info.soname.clone().unwrap_or_else(|| file_name.to_vec()),
         file_name: file_name.to_vec(),
@@ -172,6 +177,7 @@ fn describe(
             .unwrap_or_default(),
         output: package.map(|p| p.output).unwrap_or_default(),
         source,
+        built,
     })
 }
 

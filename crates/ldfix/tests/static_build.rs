@@ -4,27 +4,11 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
+mod common;
 
-/// Builds the static binary once per test process with the documented command.
-fn static_ldfix() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let output = Command::new(root.join("scripts/build-static"))
-            .output()
-            .expect("run scripts/build-static");
-        assert!(
-            output.status.success(),
-            "scripts/build-static failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-    })
-    .clone()
-}
+use std::process::Command;
+
+use common::static_ldfix;
 
 fn tool_output(tool: &str, args: &[&str], install_hint: &str) -> String {
     let output = Command::new(tool)
