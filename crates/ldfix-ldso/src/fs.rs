@@ -12,6 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use ldfix_elf::read::{read_candidate, FileBytes};
+
 /// Identity of a file: the loader treats two paths with the same (device, inode) as one object
 /// (glibc `elf/dl-load.c`, `_dl_map_object_from_fd`; musl `ldso/dynlink.c`, `load_library`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +28,11 @@ pub struct FileId {
 pub trait Fs: Sync {
     /// The whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// An ELF file's bytes for parsing: the real filesystems map large files, so only the
+    /// pages the read model touches are read (a tree holds many 100 MiB libraries).
+    fn read_elf(&self, path: &Path) -> io::Result<FileBytes> {
+        self.read(path).map(FileBytes::Owned)
+    }
     /// At most `len` bytes from the start (the loader reads only the headers to verify a file).
     fn read_head(&self, path: &Path, len: usize) -> io::Result<Vec<u8>>;
     /// Device and inode of the file.
@@ -43,6 +50,10 @@ pub struct RealFs;
 impl Fs for RealFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn read_elf(&self, path: &Path) -> io::Result<FileBytes> {
+        read_candidate(path).map(|c| c.bytes)
     }
 
     fn read_head(&self, path: &Path, len: usize) -> io::Result<Vec<u8>> {
@@ -191,6 +202,10 @@ impl Fs for RootedFs {
         std::fs::read(self.host_path(path)?)
     }
 
+    fn read_elf(&self, path: &Path) -> io::Result<FileBytes> {
+        read_candidate(&self.host_path(path)?).map(|c| c.bytes)
+    }
+
     fn read_head(&self, path: &Path, len: usize) -> io::Result<Vec<u8>> {
         read_head_of(&self.host_path(path)?, len)
     }
@@ -326,6 +341,93 @@ impl Fs for MemFs {
 
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
         Ok(self.resolve(path)?.0)
+    }
+}
+
+/// A remembered answer: the value, or the error's kind and OS code.
+type Remembered<T> = Result<T, (io::ErrorKind, Option<i32>)>;
+type MemoMap<T> = std::collections::HashMap<PathBuf, Remembered<T>>;
+type Memo<T> = std::sync::Mutex<MemoMap<T>>;
+
+/// Remembers the answers of another filesystem: one resolution asks for the same headers, inodes
+/// and directories over and over, and a directory of libraries repeats that per file. Files are
+/// assumed not to change while a run lasts.
+pub struct CachedFs<'a> {
+    inner: &'a dyn Fs,
+    heads: Memo<Vec<u8>>,
+    ids: Memo<FileId>,
+    dirs: Memo<bool>,
+    canonical: Memo<PathBuf>,
+}
+
+/// Enough of the head of a file for the loader's header check.
+const CACHED_HEAD: usize = 64;
+
+fn remember<T: Clone>(
+    memo: &Memo<T>,
+    path: &Path,
+    compute: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    fn lock<T>(m: &Memo<T>) -> std::sync::MutexGuard<'_, MemoMap<T>> {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    if let Some(found) = lock(memo).get(path) {
+        return found
+            .clone()
+            .map_err(|(kind, raw)| raw.map_or_else(|| kind.into(), io::Error::from_raw_os_error));
+    }
+    let result = compute();
+    let stored = match &result {
+        Ok(value) => Ok(value.clone()),
+        Err(e) => Err((e.kind(), e.raw_os_error())),
+    };
+    lock(memo).insert(path.to_owned(), stored);
+    result
+}
+
+impl<'a> CachedFs<'a> {
+    /// A caching view of `inner`.
+    pub fn new(inner: &'a dyn Fs) -> Self {
+        Self {
+            inner,
+            heads: Memo::default(),
+            ids: Memo::default(),
+            dirs: Memo::default(),
+            canonical: Memo::default(),
+        }
+    }
+}
+
+impl Fs for CachedFs<'_> {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+
+    fn read_elf(&self, path: &Path) -> io::Result<FileBytes> {
+        self.inner.read_elf(path)
+    }
+
+    fn read_head(&self, path: &Path, len: usize) -> io::Result<Vec<u8>> {
+        if len > CACHED_HEAD {
+            return self.inner.read_head(path, len);
+        }
+        let mut head = remember(&self.heads, path, || {
+            self.inner.read_head(path, CACHED_HEAD)
+        })?;
+        head.truncate(len);
+        Ok(head)
+    }
+
+    fn file_id(&self, path: &Path) -> io::Result<FileId> {
+        remember(&self.ids, path, || self.inner.file_id(path))
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        remember(&self.dirs, path, || Ok(self.inner.is_dir(path))).unwrap_or(false)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        remember(&self.canonical, path, || self.inner.canonicalize(path))
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use crate::cache::{CacheQuery, LdCache};
 use crate::dst::{self, DstValues, SearchDir};
 use crate::error::LdsoError;
-use crate::fs::{FileId, Fs};
+use crate::fs::{CachedFs, FileId, Fs};
 use crate::hwcaps::Cpu;
 use crate::loader::{Flavour, LoaderFacts};
 use crate::object::{verify_header, Object, Verdict};
@@ -295,10 +295,11 @@ type Shared<T> = Mutex<HashMap<PathBuf, T>>;
 
 /// Resolves trees through one filesystem, sharing parsed files between calls and threads.
 pub struct Resolver<'a> {
-    fs: &'a dyn Fs,
+    fs: CachedFs<'a>,
     objects: Shared<Result<Arc<Object>, String>>,
     loaders: Shared<Result<Arc<LoaderFacts>, String>>,
     caches: Shared<Option<Arc<LdCache>>>,
+    interpreters: Shared<Option<ldfix_elf::read::InterpreterKind>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -332,16 +333,17 @@ impl<'a> Resolver<'a> {
     /// A resolver over `fs`.
     pub fn new(fs: &'a dyn Fs) -> Self {
         Self {
-            fs,
+            fs: CachedFs::new(fs),
             objects: Mutex::default(),
             loaders: Mutex::default(),
             caches: Mutex::default(),
+            interpreters: Mutex::default(),
         }
     }
 
     /// The filesystem.
     pub fn fs(&self) -> &dyn Fs {
-        self.fs
+        &self.fs
     }
 
     /// Reads and parses an object (shared between calls).
@@ -349,7 +351,7 @@ impl<'a> Resolver<'a> {
         if let Some(found) = lock(&self.objects).get(path) {
             return found.clone();
         }
-        let result = match self.fs.read(path) {
+        let result = match self.fs.read_elf(path) {
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
             Ok(data) => ldfix_elf::read::parse(&data)
                 .map(|info| Arc::new(Object::from_elf(&info)))
@@ -364,11 +366,25 @@ impl<'a> Resolver<'a> {
         if let Some(found) = lock(&self.loaders).get(path) {
             return found.clone();
         }
-        let result = LoaderFacts::read(self.fs, path)
+        let result = LoaderFacts::read(&self.fs, path)
             .map(Arc::new)
             .map_err(|e| error_chain(&e));
         lock(&self.loaders).insert(path.to_owned(), result.clone());
         result
+    }
+
+    /// What the file at an interpreter path is, judged by content (None: it does not exist).
+    fn interpreter_kind(&self, path: &Path) -> Option<ldfix_elf::read::InterpreterKind> {
+        if let Some(found) = lock(&self.interpreters).get(path) {
+            return *found;
+        }
+        let kind = self
+            .fs
+            .read(path)
+            .ok()
+            .map(|data| ldfix_elf::read::classify_interpreter(&data));
+        lock(&self.interpreters).insert(path.to_owned(), kind);
+        kind
     }
 
     fn ld_cache(&self, path: &Path) -> Option<Arc<LdCache>> {
@@ -376,7 +392,7 @@ impl<'a> Resolver<'a> {
             return found.clone();
         }
         // A missing or corrupt cache is ignored by the loader (`_dl_load_cache_lookup`).
-        let cache = LdCache::read(self.fs, path).ok().map(Arc::new);
+        let cache = LdCache::read(&self.fs, path).ok().map(Arc::new);
         lock(&self.caches).insert(path.to_owned(), cache.clone());
         cache
     }
@@ -386,7 +402,7 @@ impl<'a> Resolver<'a> {
         let program_path = absolute(req.program, &req.env.cwd);
         let program =
             self.object(&program_path)
-                .map_err(|_| match self.fs.read(&program_path) {
+                .map_err(|_| match self.fs.read_elf(&program_path) {
                     Err(source) => LdsoError::Io {
                         path: program_path.clone(),
                         source,
@@ -457,23 +473,18 @@ impl<'a> Resolver<'a> {
             None => Some(main_path.to_path_buf()),
             Some(interp) => {
                 let path = absolute(path_of(interp), &req.env.cwd);
-                match self.fs.read_head(&path, 1 << 20) {
-                    Err(_) => {
+                match self.interpreter_kind(&path) {
+                    None => {
                         findings.push(Finding::InterpreterMissing(interp.clone()));
                         None
                     }
-                    Ok(_) => {
-                        let data = self.fs.read(&path).unwrap_or_default();
-                        match ldfix_elf::read::classify_interpreter(&data) {
-                            ldfix_elf::read::InterpreterKind::Loader => Some(path),
-                            kind => {
-                                findings.push(Finding::InterpreterNotLoader {
-                                    path: interp.clone(),
-                                    kind: kind.as_str(),
-                                });
-                                None
-                            }
-                        }
+                    Some(ldfix_elf::read::InterpreterKind::Loader) => Some(path),
+                    Some(kind) => {
+                        findings.push(Finding::InterpreterNotLoader {
+                            path: interp.clone(),
+                            kind: kind.as_str(),
+                        });
+                        None
                     }
                 }
             }
@@ -558,7 +569,7 @@ enum DirStatus {
 /// The state of one resolution.
 struct Walk<'r, 'a> {
     resolver: &'r Resolver<'a>,
-    fs: &'a dyn Fs,
+    fs: &'r dyn Fs,
     req: &'r Request<'r>,
     loader: Arc<LoaderFacts>,
     subdirs: Vec<Vec<u8>>,
@@ -583,7 +594,7 @@ impl<'r, 'a> Walk<'r, 'a> {
         main_path: &Path,
         main: Arc<Object>,
     ) -> Self {
-        let fs = resolver.fs;
+        let fs: &dyn Fs = &resolver.fs;
         let glibc = loader.glibc_version.unwrap_or((2, 36));
         let subdirs = match loader.flavour {
             Flavour::Glibc => req.cpu.subdirs(glibc),
@@ -632,7 +643,7 @@ impl<'r, 'a> Walk<'r, 'a> {
             });
         let mut walk = Self {
             resolver,
-            fs,
+            fs: &resolver.fs,
             req,
             loader,
             subdirs,

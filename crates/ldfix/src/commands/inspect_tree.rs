@@ -35,13 +35,20 @@ pub(crate) fn run(args: &InspectArgs, printer: &Printer) -> anyhow::Result<Exit>
     let cpu = Cpu::from_cpuinfo(&cpuinfo, std::env::consts::ARCH.as_bytes());
     let files = collect_files(args, rooted.as_ref(), printer)?;
     let resolver = Resolver::new(fs);
-    let results = resolve_all(&resolver, &files, &env, &cpu, args.host.as_deref());
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let results = resolve_all(&resolver, &paths, &env, &cpu, args.host.as_deref());
 
     let mut attention = false;
     let mut errors = 0usize;
     let mut out = String::new();
     let mut json_trees = Vec::new();
-    for (file, result) in files.iter().zip(results) {
+    let mut resolved = 0usize;
+    for ((file, walked), result) in files.iter().zip(results) {
+        if *walked && result.as_ref().is_err_and(is_not_elf) {
+            // Directories hold more than ELF files; only ELF files are resolved.
+            continue;
+        }
+        resolved += 1;
         match result {
             Ok(tree) => {
                 attention |= needs_attention(&tree);
@@ -68,7 +75,7 @@ pub(crate) fn run(args: &InspectArgs, printer: &Printer) -> anyhow::Result<Exit>
         out = serde_json::to_string_pretty(&Value::Array(json_trees))? + "\n";
     }
     printer.data(&out)?;
-    Ok(if errors > 0 && errors == files.len() {
+    Ok(if errors > 0 && errors == resolved {
         Exit::Error
     } else if attention || errors > 0 {
         Exit::NeedsAttention
@@ -77,13 +84,13 @@ pub(crate) fn run(args: &InspectArgs, printer: &Printer) -> anyhow::Result<Exit>
     })
 }
 
-/// The files to resolve, as paths inside the filesystem used: regular files with the ELF magic
-/// under each directory (symlinks are not followed), or the path itself.
+/// The files to resolve, as paths inside the filesystem used, each with whether it was found by
+/// walking a directory (regular files only; symlinks are not followed) rather than named.
 fn collect_files(
     args: &InspectArgs,
     root: Option<&RootedFs>,
     printer: &Printer,
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> anyhow::Result<Vec<(PathBuf, bool)>> {
     let mut files = Vec::new();
     for path in &args.paths {
         // With --root, a path may be given on the host (under DIR) or as seen inside DIR.
@@ -101,7 +108,7 @@ fn collect_files(
         let meta = std::fs::symlink_metadata(&host)
             .with_context(|| format!("cannot read {}", host.display()))?;
         if !meta.is_dir() {
-            files.push(inside);
+            files.push((inside, false));
             continue;
         }
         let mut stack = vec![(host, inside)];
@@ -121,8 +128,8 @@ fn collect_files(
                 let inside_path = inside_dir.join(entry.file_name());
                 if kind.is_dir() {
                     stack.push((entry.path(), inside_path));
-                } else if kind.is_file() && has_elf_magic(&entry.path()) {
-                    files.push(inside_path);
+                } else if kind.is_file() {
+                    files.push((inside_path, true));
                 }
             }
         }
@@ -130,13 +137,9 @@ fn collect_files(
     Ok(files)
 }
 
-fn has_elf_magic(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == b"\x7fELF"
+/// Whether resolving failed only because the file is not ELF at all.
+fn is_not_elf(error: &ldfix_ldso::LdsoError) -> bool {
+    matches!(error, ldfix_ldso::LdsoError::Elf { source, .. } if matches!(source.inner(), ldfix_elf::read::ReadError::NotElf))
 }
 
 /// The conventional loader path for a machine: the host of a file without PT_INTERP.
@@ -184,23 +187,35 @@ fn resolve_all(
         };
         resolver.resolve(&request)
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
+    // Reading files dominates, so a few more threads than cores; each takes the next file.
+    let threads =
+        (std::thread::available_parallelism().map_or(1, |n| n.get()) * 2).min(files.len().max(1));
     if threads <= 1 {
         return files.iter().map(resolve_one).collect();
     }
-    let chunk = files.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk.max(1))
-            .map(|part| scope.spawn(move || part.iter().map(resolve_one).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<Tree, ldfix_ldso::LdsoError>)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(file) = files.get(i) else { break };
+                            done.push((i, resolve_one(file)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 fn needs_attention(tree: &Tree) -> bool {
