@@ -68,27 +68,31 @@ echo "files: ${#files[@]}, $((total_bytes / 1024 / 1024)) MiB, cores: $(nproc)"
 "$ldfix" inspect --json "$tree" >/dev/null || true
 for f in "${files[@]}"; do readelf -d -V "$f" >/dev/null 2>&1 || true; done
 
-best_ldfix=""
-for _ in $(seq "$runs"); do
-    # Exit status 1 is expected: the cross-architecture libraries are reported as problems.
-    out=$( { /usr/bin/time -f "%e %U %S" "$ldfix" inspect --json "$tree" >/dev/null || true; } 2>&1 | tail -1)
-    read -r wall user sys <<<"$out"
-    if [[ -z $best_ldfix ]] || awk -v a="$wall" -v b="${best_ldfix%% *}" 'BEGIN{exit !(a<b)}'; then
-        best_ldfix="$wall $user $sys"
-    fi
-done
-read -r l_wall l_user l_sys <<<"$best_ldfix"
-elf_count=$( ("$ldfix" inspect --json "$tree" || true) | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["elf"])')
+# Time with getrusage: wall time suffers from whatever else runs on the machine, CPU time
+# (user + system of ldfix and its threads, or of all readelf processes) does not.
+python3 - "$ldfix" "$tree" "$runs" "${files[@]}" <<'PY'
+import json, os, resource, subprocess, sys, time
+ldfix, tree, runs, files = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 
-start=$(date +%s.%N)
-for f in "${files[@]}"; do readelf -d -V "$f" >/dev/null 2>&1 || true; done
-end=$(date +%s.%N)
-r_wall=$(awk -v s="$start" -v e="$end" 'BEGIN{printf "%.3f", e-s}')
+def measure(commands):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    out = None
+    for command in commands:
+        out = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, out
 
-awk -v n="${#files[@]}" -v elf="$elf_count" -v lw="$l_wall" -v lu="$l_user" -v ls="$l_sys" -v rw="$r_wall" 'BEGIN{
-    cpu = lu + ls; if (cpu < 0.01) cpu = 0.01; if (lw < 0.01) lw = 0.01
-    printf "ldfix inspect --json: %.2f s wall, %.2f s user, %.2f s sys (best of runs), %d ELF files reported\n", lw, lu, ls, elf
-    printf "readelf -d -V loop:   %.2f s wall\n", rw
-    printf "ratio (readelf loop wall / ldfix wall): %.1fx\n", rw / lw
-    printf "ldfix rate: %.0f files/s wall, %.0f files per CPU second (per core)\n", n / lw, n / cpu
-}'
+results = [measure([[ldfix, "inspect", "--json", tree]]) for _ in range(runs)]
+l_wall = min(r[0] for r in results)
+l_cpu = sorted(r[1] for r in results)[len(results) // 2]
+elf = json.loads(results[-1][2])["summary"]["elf"]
+r_wall, r_cpu, _ = measure([["readelf", "-d", "-V", f] for f in files])
+n = len(files)
+print(f"ldfix inspect --json: {l_wall:.3f} s wall (best of {runs}), {l_cpu:.3f} s CPU (median), {elf} ELF files reported")
+print(f"readelf -d -V loop:   {r_wall:.3f} s wall, {r_cpu:.3f} s CPU")
+print(f"ratio, wall: {r_wall / l_wall:.1f}x   ratio, CPU: {r_cpu / l_cpu:.1f}x")
+print(f"ldfix rate: {n / l_wall:.0f} files/s wall on {os.cpu_count()} cores, {n / l_cpu:.0f} files per CPU second (per core)")
+PY
