@@ -425,6 +425,11 @@ fn real_events(case: &Case, executable: bool, host: &Path) -> (Vec<Event>, bool)
     let output = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    parse_debug(&stdout, &stderr, host)
+}
+
+/// The searches in `LD_DEBUG=files,libs` output (stderr), and whether a `dlopen` failed.
+fn parse_debug(stdout: &str, stderr: &str, host: &Path) -> (Vec<Event>, bool) {
     // Names the loader reported missing: trace lines "\tNAME => not found", or dlerror.
     let mut missing: HashSet<String> = stdout
         .lines()
@@ -644,4 +649,72 @@ fn emulation_agrees_with_the_real_loader() {
             .join("\n")
     );
     assert!(compared > 500);
+}
+
+/// The programs of the NixOS-like test world's store, run by their store loader inside the
+/// world's sandbox (no /lib, no /usr/lib, stub-ld at /lib64), against the emulation of the same
+/// store files. The emulation reads the store at the same paths from the host.
+#[test]
+fn emulation_agrees_with_the_store_loader_inside_the_test_world() {
+    let world = ldfix_testworld::World::get().unwrap();
+    let mut files = Vec::new();
+    for out in world.packages().values() {
+        elf_files(out, &mut files);
+    }
+    files.sort();
+    files.dedup();
+    let cases: Vec<Case> = files
+        .into_iter()
+        .map(|path| Case {
+            path,
+            env: Vec::new(),
+        })
+        .collect();
+    let loader = world.loader();
+    let emulated = emulate(&cases, &loader);
+    let (mut compared, mut libraries, mut statics) = (0, 0, 0);
+    let mut differences = Vec::new();
+    for (case, emulated) in cases.iter().zip(emulated) {
+        let Some((emu, executable)) = emulated else {
+            statics += 1;
+            continue;
+        };
+        if !executable {
+            // Shared libraries would need a dlopen host built against the store's glibc.
+            libraries += 1;
+            continue;
+        }
+        let out = world
+            .sandbox()
+            .var("LD_TRACE_LOADED_OBJECTS", "1")
+            .var("LD_DEBUG", "files,libs")
+            .run(&[&case.path])
+            .unwrap();
+        let (real, _) = parse_debug(&out.stdout, &out.stderr, &loader);
+        assert!(
+            !real.is_empty() || emu.is_empty(),
+            "no LD_DEBUG output for {}: {out}",
+            case.path.display()
+        );
+        compared += 1;
+        if real != emu {
+            let at = real
+                .iter()
+                .zip(emu.iter())
+                .take_while(|(a, b)| a == b)
+                .count();
+            differences.push(format!(
+                "{}: first difference at {at}:\n  real:     {:?}\n  emulated: {:?}",
+                case.path.display(),
+                real.get(at..),
+                emu.get(at..)
+            ));
+        }
+    }
+    println!(
+        "test world: compared {compared} store programs; not compared: {libraries} shared libraries, {statics} files ldfix declined (static, or unreadable by the read model); {} differ",
+        differences.len()
+    );
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert!(compared >= 10, "too few store programs: {compared}");
 }
