@@ -470,3 +470,29 @@ fn corpus_covers_every_class_endianness_and_machine() {
         want.difference(&seen).collect::<Vec<_>>()
     );
 }
+
+/// Wheels built by the manylinux and musllinux toolchains: flavour and minimum glibc, the facts
+/// auditwheel checks.
+#[test]
+fn wheel_extension_modules() {
+    use ldfix_elf::LibcFlavour;
+    let dir = common::wheels_dir();
+    let read = |name: &str| parse_file(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+    let many = read("_speedups.cpython-311-x86_64-linux-gnu.so");
+    assert_eq!(many.libc, LibcFlavour::Glibc);
+    assert_eq!(
+        many.max_glibc.map(|v| v.to_string()).as_deref(),
+        Some("2.14")
+    );
+    assert_eq!(many.kind, FileKind::SharedLibrary);
+    let musl = read("_speedups.cpython-311-x86_64-linux-musl.so");
+    assert_eq!(musl.libc, LibcFlavour::Musl);
+    assert_eq!(musl.needed, vec![b"libc.musl-x86_64.so.1".to_vec()]);
+    assert_eq!(musl.max_glibc, None);
+    let arm = read("_speedups.cpython-311-aarch64-linux-gnu.so");
+    assert_eq!((arm.machine, arm.class), (elf::EM_AARCH64.0, Class::Elf64));
+    assert_eq!(
+        arm.max_glibc.map(|v| v.to_string()).as_deref(),
+        Some("2.17")
+    );
+}

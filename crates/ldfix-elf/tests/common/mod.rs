@@ -86,10 +86,16 @@ fn has_elf_magic(path: &Path) -> bool {
         && magic == *b"\x7fELF"
 }
 
-/// The real-file corpus: Debian's binaries and libraries and the cross libraries.
+/// Extension modules of real manylinux and musllinux wheels (see `tests/data/wheels/README.md`).
+pub fn wheels_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wheels")
+}
+
+/// The real-file corpus: Debian's binaries and libraries, the cross libraries and wheels' `.so`s.
 pub fn debian_corpus() -> Vec<PathBuf> {
     require_cross();
     let mut files = Vec::new();
+    elf_files_under(&wheels_dir(), &mut files);
     for dir in NATIVE {
         elf_files_under(Path::new(dir), &mut files);
     }
