@@ -113,7 +113,21 @@ fn built() -> &'static Built {
                 "-Wl,--disable-new-dtags,-rpath,/app/lib",
             ],
         );
-        let names = [
+        // Symbol versions: libv.so defines V1 and V2; the old one only V1.
+        std::fs::write(dir.join("v.c"), "int f(void) { return 1; }\nint g(void) { return 2; }\n").unwrap();
+        std::fs::write(dir.join("v.map"), "V1 { global: f; local: *; };\nV2 { global: g; } V1;\n").unwrap();
+        std::fs::write(dir.join("v1.map"), "V1 { global: f; g; local: *; };\n").unwrap();
+        gcc(&["-shared", "-fPIC", "-o", &p("libv.so"), &p("v.c"), "-Wl,-soname,libv.so", &format!("-Wl,--version-script,{}", p("v.map"))]);
+        gcc(&["-shared", "-fPIC", "-o", &p("libv-old.so"), &p("v.c"), "-Wl,-soname,libv.so", &format!("-Wl,--version-script,{}", p("v1.map"))]);
+        std::fs::write(dir.join("uses-g.c"), "int g(void); int main(void) { return g(); }\n").unwrap();
+        gcc(&["-o", &p("main-v"), &p("uses-g.c"), &p("libv.so"), "-Wl,--disable-new-dtags,-rpath,/app/lib"]);
+        // A stand-in for NixOS's stub-ld: an ELF program carrying its message.
+        std::fs::write(dir.join("stub.c"), "#include <stdio.h>\nint main(void) { puts(\"NixOS cannot run dynamically linked executables intended for generic linux environments out of the box.\"); return 127; }\n").unwrap();
+        gcc(&["-static", "-o", &p("stub-ld"), &p("stub.c")]);
+        // zlib from the cache, with and without DF_1_NODEFLIB.
+        exe("main-z", &["-lz"]);
+        exe("main-z-nodeflib", &["-lz", "-Wl,-z,nodefaultlib"]);
+        let names = ["libv.so", "libv-old.so", "main-v", "stub-ld", "main-z", "main-z-nodeflib", 
             "libc1.so",
             "libb.so",
             "liba.so",
@@ -424,4 +438,126 @@ fn musl_searches_ld_library_path_first_and_inherits_run_paths() {
     let req = Request { env: &e2, ..req };
     let s = summary(&Resolver::new(&fs).resolve(&req).unwrap());
     assert_eq!(find(&s, "liba.so").1, "/llp/liba.so");
+}
+
+#[test]
+fn a_libc_from_another_directory_is_two_glibcs() {
+    let b = built();
+    let mut fs = base();
+    fs.add_file("/app/bin/main", b.get("main-rpath"));
+    for l in ["liba.so", "libb.so", "libc1.so"] {
+        fs.add_file(format!("/app/lib/{l}"), b.get(l));
+    }
+    fs.add_file(
+        "/app/lib/libc.so.6",
+        std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").unwrap(),
+    );
+    let tree = resolve(&fs, "/app/bin/main", &env());
+    let s = summary(&tree);
+    assert_eq!(find(&s, "libc.so.6").1, "/app/lib/libc.so.6");
+    assert!(tree
+        .findings
+        .iter()
+        .any(|f| matches!(f, Finding::TwoGlibcs { dir, .. } if dir == Path::new("/app/lib"))));
+    // With the loader's own libc there is no such finding.
+    let mut fs = base();
+    fs.add_file("/app/bin/main", b.get("main-rpath"));
+    for l in ["liba.so", "libb.so", "libc1.so"] {
+        fs.add_file(format!("/app/lib/{l}"), b.get(l));
+    }
+    let tree = resolve(&fs, "/app/bin/main", &env());
+    assert!(!tree
+        .findings
+        .iter()
+        .any(|f| matches!(f, Finding::TwoGlibcs { .. })));
+}
+
+#[test]
+fn a_required_version_the_library_does_not_define_is_reported() {
+    let b = built();
+    let mut fs = base();
+    fs.add_file("/app/bin/main", b.get("main-v"));
+    fs.add_file("/app/lib/libv.so", b.get("libv.so"));
+    let tree = resolve(&fs, "/app/bin/main", &env());
+    assert!(!tree
+        .findings
+        .iter()
+        .any(|f| matches!(f, Finding::MissingVersion { .. })));
+    fs.add_file("/app/lib/libv.so", b.get("libv-old.so"));
+    let tree = resolve(&fs, "/app/bin/main", &env());
+    let missing: Vec<String> = tree
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::MissingVersion { version, .. } => {
+                Some(String::from_utf8_lossy(version).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(missing, ["V2"]);
+}
+
+#[test]
+fn stub_ld_as_interpreter_is_reported_by_content() {
+    let b = built();
+    let mut fs = MemFs::new();
+    fs.add_file("/lib64/ld-linux-x86-64.so.2", b.get("stub-ld"));
+    fs.add_file("/app/bin/main", b.get("main-plain"));
+    fs.add_file(
+        "/real/ld.so",
+        std::fs::read("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2").unwrap(),
+    );
+    let cpu = Cpu::x86_64(1, false);
+    let e = env();
+    let resolver = Resolver::new(&fs);
+    let req = Request {
+        program: Path::new("/app/bin/main"),
+        env: &e,
+        cpu: &cpu,
+        host: None,
+        fallback_loader: None,
+    };
+    // No loader to assume: an error naming the file.
+    assert!(resolver.resolve(&req).is_err());
+    let req = Request {
+        fallback_loader: Some(Path::new("/real/ld.so")),
+        ..req
+    };
+    let tree = resolver.resolve(&req).unwrap();
+    assert!(tree.findings.iter().any(|f| matches!(
+        f,
+        Finding::InterpreterNotLoader {
+            kind: "stub-ld",
+            ..
+        }
+    )));
+}
+
+#[test]
+fn nodeflib_discards_cache_hits_in_default_directories() {
+    let b = built();
+    let mut fs = base();
+    fs.add_file(
+        "/etc/ld.so.cache",
+        std::fs::read("/etc/ld.so.cache").unwrap(),
+    );
+    fs.add_file(
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        std::fs::read("/lib/x86_64-linux-gnu/libz.so.1").unwrap(),
+    );
+    fs.add_file("/app/bin/z", b.get("main-z"));
+    fs.add_file("/app/bin/z-nodeflib", b.get("main-z-nodeflib"));
+    let tree = resolve(&fs, "/app/bin/z", &env());
+    let s = summary(&tree);
+    assert_eq!(find(&s, "libz.so.1").1, "/lib/x86_64-linux-gnu/libz.so.1");
+    assert_eq!(find(&s, "libz.so.1").2, "cache");
+    let tree = resolve(&fs, "/app/bin/z-nodeflib", &env());
+    let s = summary(&tree);
+    assert_eq!(find(&s, "libz.so.1").1, "missing");
+    let edge = tree.edges.iter().find(|e| e.name == b"libz.so.1").unwrap();
+    assert!(edge
+        .tried
+        .iter()
+        .any(|t| t.result == TryResult::NodeflibExcluded));
 }
