@@ -8,8 +8,3 @@ pub(crate) mod locate;
 pub(crate) mod patch;
 pub(crate) mod run;
 pub(crate) mod undo;
-
-/// The error of a subcommand whose issue has not landed yet.
-pub(crate) fn not_yet_implemented(command: &str, issue: u32) -> anyhow::Error {
-    anyhow::anyhow!("`ldfix {command}` is not yet implemented (tracked in issue #{issue})")
-}

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 /// The fully static ldfix, built once per test process with the documented command
 /// (`scripts/build-static`); this is the binary that must run inside the NixOS-like sandbox.
-pub fn static_ldfix() -> PathBuf {
+pub(crate) fn static_ldfix() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
