@@ -22,6 +22,8 @@ struct Readelf {
     os_abi: String,
     file_type: String,
     machine: String,
+    /// e_shoff, e_shentsize, e_shnum.
+    section_headers: [u64; 3],
     interpreter: Option<String>,
     needed: Vec<String>,
     soname: Option<String>,
@@ -84,6 +86,9 @@ fn parse_readelf(text: &str) -> Readelf {
                     "OS/ABI" => out.os_abi = value,
                     "Type" => out.file_type = value,
                     "Machine" => out.machine = value,
+                    "Start of section headers" => out.section_headers[0] = number(&value),
+                    "Size of section headers" => out.section_headers[1] = number(&value),
+                    "Number of section headers" => out.section_headers[2] = number(&value),
                     _ => {}
                 }
             }
@@ -136,6 +141,11 @@ fn parse_readelf(text: &str) -> Readelf {
         }
     }
     out
+}
+
+/// The leading decimal number of a readelf value such as "119488 (bytes into file)".
+fn number(value: &str) -> u64 {
+    value.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 /// readelf's name for each machine of the corpus.
@@ -263,6 +273,18 @@ fn compare(path: &Path, ours: &ElfInfo, theirs: &Readelf) -> Vec<String> {
         "version_defs",
         format!("{defs:?}"),
         format!("{:?}", theirs.version_defs),
+    );
+    // Debian's files end with their section header table: nothing trails it.
+    let [shoff, shentsize, shnum] = theirs.section_headers;
+    check(
+        "referenced_end",
+        ours.referenced_end.to_string(),
+        (shoff + shentsize * shnum).to_string(),
+    );
+    check(
+        "trailing_bytes",
+        ours.trailing_bytes.to_string(),
+        "0".to_owned(),
     );
     check(
         "build_id",
