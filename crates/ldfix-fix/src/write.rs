@@ -3,8 +3,9 @@
 //!
 //! The new bytes go to a temporary file in the same directory, which gets the original's owner,
 //! group, mode and extended attributes (`security.capability`, ACLs as
-//! `system.posix_acl_access`, SELinux labels, `user.*`), is fsynced, and is renamed over the
-//! original; then the directory is fsynced. A crash leaves either the old or the new file, never
+//! `system.posix_acl_access`, SELinux labels, `user.*`), is made durable (fsync, or one `syncfs`
+//! for a batch, see [`stage`] and [`commit`]), and is renamed over the original; then the
+//! directory is fsynced. A crash leaves either the old or the new file, never
 //! a mix. Anything that cannot be carried over is an error and the original stays as it was.
 //!
 //! Policies:
@@ -108,6 +109,34 @@ fn check_writable_location(path: &Path, dir: &Path) -> Result<(), WriteError> {
 /// Replaces the contents of `path` with `bytes` atomically, keeping its metadata (see the
 /// module documentation for the policies).
 pub fn replace_file(path: &Path, bytes: &[u8], options: WriteOptions) -> Result<(), WriteError> {
+    let staged = stage(path, bytes, options)?;
+    commit(vec![staged]).into_iter().next().unwrap_or(Ok(()))
+}
+
+/// A replacement written to its temporary file, with the original's metadata, not yet durable
+/// and not yet in place. [`commit`] finishes it; dropping it removes the temporary file.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    target: PathBuf,
+    dir: PathBuf,
+    device: u64,
+    pending: bool,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.pending {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// First half of a replacement: checks the policies and writes the temporary file with the
+/// original's owner, mode and extended attributes. Many files can be staged in parallel and
+/// committed together, which makes them durable with one `syncfs` per filesystem instead of one
+/// fsync per file.
+pub fn stage(path: &Path, bytes: &[u8], options: WriteOptions) -> Result<Staged, WriteError> {
     let target = fs::canonicalize(path).map_err(io_err(path, "resolving the path"))?;
     let meta = fs::metadata(&target).map_err(io_err(&target, "reading metadata"))?;
     let dir = target.parent().unwrap_or(Path::new("/")).to_owned();
@@ -119,30 +148,85 @@ pub fn replace_file(path: &Path, bytes: &[u8], options: WriteOptions) -> Result<
         });
     }
     let xattrs = read_xattrs(&target)?;
-    let (tmp_path, file) = create_temp(&target, &dir)?;
-    let result = (|| {
-        let mut file = file;
-        file.write_all(bytes)
-            .map_err(io_err(&tmp_path, "writing"))?;
-        copy_metadata(&file, &target, &meta, &xattrs)?;
-        rustix::fs::fsync(&file).map_err(|e| WriteError::Io {
-            path: tmp_path.clone(),
-            what: "fsync",
-            error: e.into(),
-        })?;
-        fs::rename(&tmp_path, &target)
-            .map_err(io_err(&target, "renaming the replacement into place"))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp_path);
-        return result;
+    let (tmp, mut file) = create_temp(&target, &dir)?;
+    let staged = Staged {
+        tmp,
+        target,
+        dir,
+        device: meta.dev(),
+        pending: true,
+    };
+    file.write_all(bytes)
+        .map_err(io_err(&staged.tmp, "writing"))?;
+    copy_metadata(&file, &staged.target, &meta, &xattrs)?;
+    Ok(staged)
+}
+
+fn sync_err<'p>(
+    path: &'p Path,
+    what: &'static str,
+) -> impl FnOnce(rustix::io::Errno) -> WriteError + 'p {
+    move |e| WriteError::Io {
+        path: path.to_owned(),
+        what,
+        error: e.into(),
     }
-    // Make the rename itself durable.
-    if let Ok(d) = File::open(&dir) {
-        let _ = rustix::fs::fsync(&d);
+}
+
+/// Second half: makes every staged file durable (fsync for a lone file, one `syncfs` per
+/// filesystem for a batch), renames each over its original, then fsyncs each directory once.
+/// Returns one result per staged file, in order; a file that fails keeps its original.
+pub fn commit(staged: Vec<Staged>) -> Vec<Result<(), WriteError>> {
+    let per_device = |dev: u64| staged.iter().filter(|s| s.device == dev).count();
+    let mut synced: Vec<(u64, Result<(), String>)> = Vec::new();
+    let mut durable = Vec::with_capacity(staged.len());
+    for s in &staged {
+        let r = if per_device(s.device) == 1 {
+            File::open(&s.tmp)
+                .map_err(io_err(&s.tmp, "opening for fsync"))
+                .and_then(|f| rustix::fs::fsync(&f).map_err(sync_err(&s.tmp, "fsync")))
+        } else {
+            let known = synced
+                .iter()
+                .find(|(d, _)| *d == s.device)
+                .map(|(_, r)| r.clone());
+            let r = known.unwrap_or_else(|| {
+                let r = File::open(&s.dir)
+                    .map_err(|e| e.to_string())
+                    .and_then(|d| rustix::fs::syncfs(&d).map_err(|e| e.to_string()));
+                synced.push((s.device, r.clone()));
+                r
+            });
+            r.map_err(|e| WriteError::Io {
+                path: s.dir.clone(),
+                what: "syncfs",
+                error: io::Error::other(e),
+            })
+        };
+        durable.push(r);
     }
-    Ok(())
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut results = Vec::with_capacity(staged.len());
+    for (mut s, r) in staged.into_iter().zip(durable) {
+        let result = r.and_then(|()| {
+            fs::rename(&s.tmp, &s.target)
+                .map_err(io_err(&s.target, "renaming the replacement into place"))
+        });
+        if result.is_ok() {
+            s.pending = false;
+            if !dirs.contains(&s.dir) {
+                dirs.push(s.dir.clone());
+            }
+        }
+        results.push(result);
+    }
+    // Make the renames durable.
+    for dir in dirs {
+        if let Ok(d) = File::open(&dir) {
+            let _ = rustix::fs::fsync(&d);
+        }
+    }
+    results
 }
 
 /// Writes `bytes` to a new (or replaced) file `path`, with the mode of `like` (`--output`).

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use ldfix_elf::edit::{Edits, RpathEdit};
-use ldfix_fix::write::{replace_file, write_new_file, WriteOptions};
+use ldfix_fix::write::{commit, stage, write_new_file, Staged, WriteOptions};
 use rayon::prelude::*;
 
 use crate::cli::PatchArgs;
@@ -147,18 +147,79 @@ fn shrink_rpath(info: &ldfix_elf::read::ElfInfo, allowed: Option<&OsStr>) -> Opt
     Some(kept.join(&b':'))
 }
 
-/// What one file produced: lines for stdout, and whether it was changed.
+/// What one file produced: lines for stdout, and the replacement waiting to be committed.
 struct FileResult {
     printed: String,
-    changed: bool,
+    staged: Option<Staged>,
     growth: i64,
 }
 
 fn patch_one(path: &Path, args: &PatchArgs, base: &Edits) -> anyhow::Result<FileResult> {
-    let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let info = ldfix_elf::parse(&data)
-        .with_context(|| format!("{}: not a readable ELF file", path.display()))?;
+    // Large files are mapped: the editor reads a few pages and copies the rest once.
+    let contents = ldfix_elf::read::read_candidate(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if !contents.is_elf {
+        bail!(
+            "{}: not an ELF file (no \\x7fELF magic at offset 0x0)",
+            path.display()
+        );
+    }
+    let data: &[u8] = &contents.bytes;
+    let wants_info = args.print_interpreter
+        || args.print_os_abi
+        || args.print_soname
+        || args.print_rpath
+        || args.print_execstack
+        || args.print_needed
+        || args.shrink_rpath;
+    let info = if wants_info {
+        Some(
+            ldfix_elf::parse(data)
+                .with_context(|| format!("{}: not a readable ELF file", path.display()))?,
+        )
+    } else {
+        None
+    };
     let mut printed = String::new();
+    let mut edits = base.clone();
+    if let Some(info) = &info {
+        print_values(info, args, path, &mut printed)?;
+        if args.shrink_rpath {
+            edits.rpath =
+                shrink_rpath(info, args.allowed_rpath_prefixes.as_deref()).map(RpathEdit::Set);
+        }
+    }
+    let new = ldfix_elf::edit::edit(data, &edits)
+        .with_context(|| format!("{}: cannot patch", path.display()))?;
+    let growth = new
+        .as_ref()
+        .map_or(0, |n| n.len() as i64 - data.len() as i64);
+    let staged = match (&args.output, &new) {
+        (Some(out), Some(bytes)) => {
+            write_new_file(out, bytes, path)?;
+            None
+        }
+        (Some(out), None) => {
+            write_new_file(out, data, path)?;
+            None
+        }
+        (None, Some(bytes)) => Some(stage(path, bytes, WriteOptions::default())?),
+        (None, None) => None,
+    };
+    Ok(FileResult {
+        printed,
+        staged,
+        growth,
+    })
+}
+
+/// The `--print-*` values in patchelf's order; they show the file before any edit.
+fn print_values(
+    info: &ldfix_elf::read::ElfInfo,
+    args: &PatchArgs,
+    path: &Path,
+    printed: &mut String,
+) -> anyhow::Result<()> {
     let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     if args.print_interpreter {
         let interp = info.interpreter.as_ref().ok_or_else(|| {
@@ -183,20 +244,17 @@ fn patch_one(path: &Path, args: &PatchArgs, base: &Edits) -> anyhow::Result<File
         printed.push('\n');
     }
     if args.print_rpath {
-        printed.push_str(&show(
-            info.runpath
-                .as_ref()
-                .or(info.rpath.as_ref())
-                .map_or(&[][..], |v| v),
-        ));
+        let rpath = info.runpath.as_ref().or(info.rpath.as_ref());
+        printed.push_str(&show(rpath.map_or(&[][..], |v| v)));
         printed.push('\n');
     }
     if args.print_execstack {
-        let stack = info.segments.iter().find(|s| s.p_type == PT_GNU_STACK);
-        let x = match stack {
-            Some(s) => s.flags & 1 != 0,
-            None => true,
-        };
+        // A missing PT_GNU_STACK means an executable stack.
+        let x = info
+            .segments
+            .iter()
+            .find(|s| s.p_type == PT_GNU_STACK)
+            .is_none_or(|s| s.flags & 1 != 0);
         printed.push_str(if x {
             "execstack: X\n"
         } else {
@@ -209,27 +267,7 @@ fn patch_one(path: &Path, args: &PatchArgs, base: &Edits) -> anyhow::Result<File
             printed.push('\n');
         }
     }
-    let mut edits = base.clone();
-    if args.shrink_rpath {
-        edits.rpath =
-            shrink_rpath(&info, args.allowed_rpath_prefixes.as_deref()).map(RpathEdit::Set);
-    }
-    let new = ldfix_elf::edit::edit(&data, &edits)
-        .with_context(|| format!("{}: cannot patch", path.display()))?;
-    let growth = new
-        .as_ref()
-        .map_or(0, |n| n.len() as i64 - data.len() as i64);
-    match (&args.output, &new) {
-        (Some(out), Some(bytes)) => write_new_file(out, bytes, path)?,
-        (Some(out), None) => write_new_file(out, &data, path)?,
-        (None, Some(bytes)) => replace_file(path, bytes, WriteOptions::default())?,
-        (None, None) => {}
-    }
-    Ok(FileResult {
-        printed,
-        changed: new.is_some(),
-        growth,
-    })
+    Ok(())
 }
 
 /// PT_GNU_STACK (elf.h).
@@ -244,16 +282,19 @@ pub(crate) fn run(args: &PatchArgs, printer: &Printer) -> anyhow::Result<Outcome
         .collect();
     let mut outcome = Outcome::Success;
     let mut out = String::new();
+    // Every replacement is made durable together, then renamed into place.
+    let mut staged = Vec::new();
     for (path, result) in results {
         match result {
             Ok(r) => {
                 out.push_str(&r.printed);
-                if r.changed {
+                if let Some(s) = r.staged {
                     printer.verbose(&format!(
                         "{}: patched ({:+} bytes)",
                         path.display(),
                         r.growth
                     ));
+                    staged.push((path, s));
                 } else {
                     printer.verbose(&format!("{}: unchanged", path.display()));
                 }
@@ -262,6 +303,14 @@ pub(crate) fn run(args: &PatchArgs, printer: &Printer) -> anyhow::Result<Outcome
                 printer.error(&e);
                 outcome = Outcome::Error;
             }
+        }
+    }
+    let (paths, staged): (Vec<PathBuf>, Vec<Staged>) = staged.into_iter().unzip();
+    for (path, result) in paths.iter().zip(commit(staged)) {
+        if let Err(e) = result {
+            printer
+                .error(&anyhow::Error::new(e).context(format!("{}: cannot write", path.display())));
+            outcome = Outcome::Error;
         }
     }
     printer.data(&out)?;
