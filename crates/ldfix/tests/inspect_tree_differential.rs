@@ -548,6 +548,19 @@ fn emulation_agrees_with_the_real_loader() {
         "too few ELF files found: {}",
         files.len()
     );
+    // The manylinux wheels of the test world (numpy, pillow, opencv, pyodbc): extension modules
+    // and their bundled libraries, `dlopen`ed on this machine.
+    let world = ldfix_testworld::World::get().unwrap();
+    let venv = world
+        .venv(&dir.path().join("venv"), ldfix_testworld::fixtures::WHEELS)
+        .unwrap();
+    let before = files.len();
+    elf_files(&venv.join("lib"), &mut files);
+    let wheels = files.len() - before;
+    assert!(
+        wheels > 20,
+        "too few ELF files in the wheels venv: {wheels}"
+    );
     cases.extend(files.into_iter().map(|path| Case {
         path,
         env: Vec::new(),
@@ -633,7 +646,7 @@ fn emulation_agrees_with_the_real_loader() {
     let skipped = skipped.into_inner().unwrap();
     let differences = differences.into_inner().unwrap();
     println!(
-        "compared {compared} files ({chains} built programs), {} skipped, {} differ",
+        "compared {compared} files ({chains} built programs, {wheels} files of the wheels venv), {} skipped, {} differ",
         skipped.len(),
         differences.len()
     );
