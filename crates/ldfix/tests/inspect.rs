@@ -137,6 +137,12 @@ fn world() -> World {
     )
     .unwrap();
     executable(&bin.join("missing-bash.sh"));
+    std::fs::write(
+        bin.join("env-missing.py"),
+        "#!/usr/bin/env ldfix-test-no-such-command\n",
+    )
+    .unwrap();
+    executable(&bin.join("env-missing.py"));
     std::fs::write(bin.join("ok.sh"), "#!/bin/sh\necho hi\n").unwrap();
     executable(&bin.join("ok.sh"));
     std::fs::write(tree.join("README.txt"), "not a program\n").unwrap();
@@ -164,6 +170,11 @@ fn diagnoses_match_real_execution() {
     let w = world();
     let bin = w.tree.join("bin");
     let run = |name: &str| Command::new(bin.join(name)).output();
+    assert_eq!(
+        run("env-missing.py").unwrap().status.code(),
+        Some(127),
+        "env: command not found"
+    );
     assert_eq!(run("good").unwrap().stdout, b"hello\n");
     assert_eq!(
         run("no-interp").unwrap_err().kind(),
@@ -224,7 +235,7 @@ fn diagnoses_match_real_execution() {
     );
     assert_eq!(
         json["summary"],
-        serde_json::json!({"elf": 6, "scripts": 2, "symlinks": 3, "skipped": 1, "errors": 1, "with_problems": 4})
+        serde_json::json!({"elf": 6, "scripts": 3, "symlinks": 3, "skipped": 1, "errors": 1, "with_problems": 5})
     );
     let by_path = |name: &str| {
         let path = w.tree.join(name).display().to_string();
@@ -272,6 +283,11 @@ fn exit_status_follows_the_contract() {
         ldfix(&[&w.tree.join("missing")], false).status.code(),
         Some(2)
     );
+    // A file named on the command line that is not a program gets an answer, not silence.
+    let out = ldfix(&[&w.tree.join("README.txt")], true);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["files"][0]["type"], "other");
+    assert_eq!(out.status.code(), Some(0));
     // A symlink named on the command line is followed: the user asked for that file.
     let out = ldfix(&[&w.tree.join("link-in")], true);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();

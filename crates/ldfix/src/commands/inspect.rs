@@ -109,6 +109,7 @@ pub(crate) enum Entry {
     Elf(Box<ElfEntry>),
     Script(ScriptEntry),
     Symlink(SymlinkEntry),
+    Other(OtherEntry),
     Error(ErrorEntry),
 }
 
@@ -177,6 +178,13 @@ pub(crate) struct SymlinkEntry {
     dangling: bool,
 }
 
+/// A file named on the command line that is neither ELF nor a script.
+#[derive(Debug, Serialize)]
+pub(crate) struct OtherEntry {
+    path: String,
+    description: String,
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct ErrorEntry {
     path: String,
@@ -190,6 +198,8 @@ pub(crate) struct Problem {
     code: &'static str,
     severity: &'static str,
     message: String,
+    /// What to do about it, when ldfix knows.
+    hint: Option<String>,
 }
 
 impl Problem {
@@ -198,6 +208,7 @@ impl Problem {
             code,
             severity: "error",
             message,
+            hint: None,
         }
     }
 
@@ -206,14 +217,23 @@ impl Problem {
             code,
             severity: "note",
             message,
+            hint: None,
         }
+    }
+
+    fn hint(mut self, hint: &str) -> Self {
+        self.hint = Some(hint.to_owned());
+        self
     }
 }
 
+/// For programs whose loader is missing or refuses them (the NixOS case).
+const LOADER_HINT: &str = "`ldfix run FILE` runs it with a loader and libraries from the Nix store; `ldfix fix FILE` patches it to use them";
+
 /// What the walk found at one path, before reading contents.
 enum Found {
-    /// A regular file to read.
-    File(PathBuf),
+    /// A regular file to read; `true` when named on the command line.
+    File(PathBuf, bool),
     /// A symlink met during a walk.
     Symlink(SymlinkEntry),
     /// A path that could not be listed or stat'ed.
@@ -237,7 +257,7 @@ pub(crate) fn inspect_paths(paths: &[PathBuf]) -> Report {
     let read: Vec<Read1> = found
         .par_iter()
         .map(|item| match item {
-            Found::File(path) => read_one(path),
+            Found::File(path, _) => read_one(path),
             Found::Symlink(_) | Found::Error(_) => Read1::Skipped,
         })
         .collect();
@@ -247,7 +267,7 @@ pub(crate) fn inspect_paths(paths: &[PathBuf]) -> Report {
     let mut files = Vec::new();
     for (item, result) in found.into_iter().zip(read) {
         match (item, result) {
-            (Found::File(path), Read1::Elf(info)) => {
+            (Found::File(path, _), Read1::Elf(info)) => {
                 summary.elf += 1;
                 let problems = diagnoser.elf(&info);
                 if problems.iter().any(|p| p.severity == "error") {
@@ -255,7 +275,7 @@ pub(crate) fn inspect_paths(paths: &[PathBuf]) -> Report {
                 }
                 files.push(Entry::Elf(Box::new(elf_entry(&path, &info, problems))));
             }
-            (Found::File(path), Read1::Script(shebang)) => {
+            (Found::File(path, _), Read1::Script(shebang)) => {
                 summary.scripts += 1;
                 let problems = diagnoser.script(&shebang);
                 if !problems.is_empty() {
@@ -268,8 +288,17 @@ pub(crate) fn inspect_paths(paths: &[PathBuf]) -> Report {
                     problems,
                 }));
             }
-            (Found::File(_), Read1::Skipped) => summary.skipped += 1,
-            (Found::File(path), Read1::Error(error)) => {
+            (Found::File(path, explicit), Read1::Skipped) => {
+                summary.skipped += 1;
+                // A file the user named deserves an answer; one met in a walk is only counted.
+                if explicit {
+                    files.push(Entry::Other(OtherEntry {
+                        path: display_path(&path),
+                        description: "not an ELF file or an executable #! script".to_owned(),
+                    }));
+                }
+            }
+            (Found::File(path, _), Read1::Error(error)) => {
                 summary.errors += 1;
                 files.push(Entry::Error(ErrorEntry {
                     path: display_path(&path),
@@ -310,7 +339,7 @@ fn collect(path: &Path, found: &mut Vec<Found>) {
         let root = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
         walk(path, &root, found);
     } else {
-        found.push(Found::File(path.to_owned()));
+        found.push(Found::File(path.to_owned(), true));
     }
 }
 
@@ -344,7 +373,7 @@ fn walk(dir: &Path, root: &Path, found: &mut Vec<Found>) {
         match entry.file_type() {
             Ok(kind) if kind.is_dir() => walk(&path, root, found),
             Ok(kind) if kind.is_symlink() => found.push(symlink_entry(&path, root)),
-            Ok(kind) if kind.is_file() => found.push(Found::File(path)),
+            Ok(kind) if kind.is_file() => found.push(Found::File(path, false)),
             // FIFOs, sockets and devices are never programs; opening a FIFO would block.
             Ok(_) => {}
             Err(error) => found.push(Found::Error(ErrorEntry {
@@ -447,14 +476,17 @@ impl Diagnoser {
         let interp = &shebang.interpreter;
         let path = Path::new(OsStr::from_bytes(interp));
         if fs::metadata(path).is_err() {
-            return vec![Problem::error(
+            let problem = Problem::error(
                 "script-interpreter-missing",
                 format!(
-                    "its #! interpreter {} does not exist (the shell says \"cannot execute: required file not found\"){}",
+                    "its #! interpreter {} does not exist (the shell says \"cannot execute: required file not found\")",
                     display_bytes(interp),
-                    nixos_hint(interp)
                 ),
-            )];
+            );
+            return vec![match nixos_hint(interp) {
+                Some(hint) => problem.hint(hint),
+                None => problem,
+            }];
         }
         // `#!/usr/bin/env NAME` looks NAME up on PATH at run time.
         if interp.ends_with(b"/env") {
@@ -475,12 +507,10 @@ impl Diagnoser {
     }
 }
 
-fn nixos_hint(interp: &[u8]) -> &'static str {
-    if interp.starts_with(b"/bin/") && interp != b"/bin/sh" || interp.starts_with(b"/usr/") {
-        "; on NixOS only /bin/sh and /usr/bin/env exist: use #!/usr/bin/env NAME"
-    } else {
-        ""
-    }
+/// NixOS has only `/bin/sh` and `/usr/bin/env` of the FHS paths scripts use.
+fn nixos_hint(interp: &[u8]) -> Option<&'static str> {
+    (interp.starts_with(b"/bin/") || interp.starts_with(b"/usr/"))
+        .then_some("on NixOS only /bin/sh and /usr/bin/env exist: use #!/usr/bin/env NAME")
 }
 
 fn on_path(name: &[u8]) -> bool {
@@ -538,7 +568,7 @@ fn interpreter_problem(interp: &[u8], info: &ElfInfo) -> Option<Problem> {
                         "does not exist"
                     }
                 ),
-            ));
+            ).hint(LOADER_HINT));
         }
         Err(error) => {
             return Some(Problem::error(
@@ -556,7 +586,7 @@ fn interpreter_problem(interp: &[u8], info: &ElfInfo) -> Option<Problem> {
             format!(
                 "its interpreter {shown} is NixOS's stub-ld, which only prints \"cannot run dynamically linked executables\" and exits 127"
             ),
-        )),
+        ).hint(LOADER_HINT)),
         InterpreterKind::NixLd => Some(Problem::note(
             "interpreter-nix-ld",
             format!(
@@ -678,6 +708,9 @@ fn render_human(report: &Report) -> String {
                     continue;
                 }
             }
+            Entry::Other(other) => {
+                let _ = writeln!(out, "{}: {}", other.path, other.description);
+            }
             Entry::Error(error) => {
                 let _ = writeln!(out, "{}: error: {}", error.path, error.error);
             }
@@ -793,6 +826,9 @@ fn render_problems(out: &mut String, problems: &[Problem]) {
             "note"
         };
         let _ = writeln!(out, "  {label:<12} {}", problem.message);
+        if let Some(hint) = &problem.hint {
+            let _ = writeln!(out, "  {:<12} {hint}", "hint");
+        }
     }
 }
 
