@@ -110,6 +110,70 @@ fn put(out: &mut [u8], at: u64, bytes: &[u8], what: &'static str) -> Result<(), 
     Ok(())
 }
 
+/// The edited file, described against the original: its first `prefix_end` bytes, zeros up to
+/// `seg_off`, the new segment, then the original from `tail_start` (trailing data); with small
+/// patches over the prefix. Large files are then written without copying them through memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Image {
+    pub(crate) prefix_end: u64,
+    pub(crate) seg_off: u64,
+    pub(crate) seg: Vec<u8>,
+    pub(crate) tail_start: u64,
+    pub(crate) original_len: u64,
+    /// (offset, bytes) over the prefix, applied in order.
+    pub(crate) patches: Vec<(u64, Vec<u8>)>,
+}
+
+impl Image {
+    pub(crate) fn len(&self) -> u64 {
+        self.seg_off + self.seg.len() as u64 + self.original_len.saturating_sub(self.tail_start)
+    }
+
+    /// Writes `bytes` at `at` of the edited file.
+    fn put(&mut self, at: u64, bytes: &[u8], what: &'static str) -> Result<(), EditError> {
+        let end = at.checked_add(bytes.len() as u64);
+        let seg_end = self.seg_off + self.seg.len() as u64;
+        match end {
+            Some(end) if at >= self.seg_off && end <= seg_end && !self.seg.is_empty() => {
+                put(&mut self.seg, at - self.seg_off, bytes, what)
+            }
+            Some(end) if end <= self.prefix_end => {
+                self.patches.push((at, bytes.to_vec()));
+                Ok(())
+            }
+            _ => Err(EditError::Read(ReadError::Truncated {
+                what,
+                offset: at,
+                size: bytes.len() as u64,
+                file_len: self.len(),
+            })),
+        }
+    }
+
+    /// The whole edited file in memory.
+    pub(crate) fn to_vec(&self, original: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+        let prefix = usize::try_from(self.prefix_end)
+            .unwrap_or(usize::MAX)
+            .min(original.len());
+        out.extend_from_slice(original.get(..prefix).unwrap_or_default());
+        for (at, bytes) in &self.patches {
+            let at = usize::try_from(*at).unwrap_or(usize::MAX);
+            if let Some(slot) = at
+                .checked_add(bytes.len())
+                .and_then(|end| out.get_mut(at..end))
+            {
+                slot.copy_from_slice(bytes);
+            }
+        }
+        out.resize(usize::try_from(self.seg_off).unwrap_or(0).max(out.len()), 0);
+        out.extend_from_slice(&self.seg);
+        let tail = usize::try_from(self.tail_start).unwrap_or(usize::MAX);
+        out.extend_from_slice(original.get(tail..).unwrap_or_default());
+        out
+    }
+}
+
 pub(crate) fn find_ours(model: &Model<'_>) -> Option<Ours> {
     let (index, last) = model
         .phdrs
@@ -325,7 +389,7 @@ pub(crate) fn build(
     model: &Model<'_>,
     state: &mut State,
     page_size: Option<u64>,
-) -> Result<Vec<u8>, EditError> {
+) -> Result<Image, EditError> {
     let c = model.codec;
     let data = model.data;
     let ours = find_ours(model);
@@ -637,25 +701,25 @@ pub(crate) fn build(
         _ if building => (content_end, content_end),
         _ => (data.len() as u64, data.len() as u64),
     };
-    let prefix = slice(data, 0, prefix_end)
-        .ok_or_else(|| EditError::truncated("file", 0, prefix_end, data))?;
-    let tail = usize::try_from(tail_start)
-        .ok()
-        .and_then(|t| data.get(t..))
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(data.len() + seg.len() + 64);
-    out.extend_from_slice(prefix);
-    if building {
-        out.resize(
-            usize::try_from(seg_off).map_err(|_| EditError::unsupported("file", "too large"))?,
-            0,
-        );
-        out.extend_from_slice(&seg);
+    if slice(data, 0, prefix_end).is_none() || tail_start > data.len() as u64 {
+        return Err(EditError::truncated("file", 0, prefix_end, data));
     }
-    out.extend_from_slice(tail);
+    let (seg_off, seg) = if building {
+        (seg_off, seg)
+    } else {
+        (prefix_end, Vec::new())
+    };
+    let mut out = Image {
+        prefix_end,
+        seg_off,
+        seg,
+        tail_start,
+        original_len: data.len() as u64,
+        patches: Vec::new(),
+    };
 
     // EI_OSABI.
-    put(&mut out, 7, &[state.os_abi], "ELF identification")?;
+    out.put(7, &[state.os_abi], "ELF identification")?;
 
     // The dynamic table, where it now lives.
     if state.dynamic_changed || move_dynamic || new_dynstr.is_some() || state.verneed_changed {
@@ -673,19 +737,14 @@ pub(crate) fn build(
         for _ in state.entries.len() as u64..slots {
             bytes.extend(c.dyn_entry(0, 0)?);
         }
-        put(&mut out, at, &bytes, "dynamic table")?;
+        out.put(at, &bytes, "dynamic table")?;
     }
     // .dynstr at its original place: its (possibly edited) prefix, even when a grown copy moved
     // away, so that a scrubbed old run path is gone from both.
     if let Some(d) = &state.dynstr {
         if state.dynstr_changed && (!move_dynstr || !in_ours(d.offset)) {
             let n = usize::try_from(d.capacity).unwrap_or(0).min(d.bytes.len());
-            put(
-                &mut out,
-                d.offset,
-                d.bytes.get(..n).unwrap_or_default(),
-                ".dynstr",
-            )?;
+            out.put(d.offset, d.bytes.get(..n).unwrap_or_default(), ".dynstr")?;
         }
     }
     // The interpreter in place, padded with NULs to its old size.
@@ -693,7 +752,7 @@ pub(crate) fn build(
         if state.interp_changed {
             let mut bytes = i.clone();
             bytes.resize(usize::try_from(p.filesz).unwrap_or(0), 0);
-            put(&mut out, p.offset, &bytes, "interpreter")?;
+            out.put(p.offset, &bytes, "interpreter")?;
         }
     }
     let translate = |off: u64| -> u64 {
@@ -728,7 +787,7 @@ pub(crate) fn build(
     };
     let mut phdrs: Vec<Phdr> = Vec::new();
     let last_load = model.phdrs.iter().rposition(|p| p.p_type == elf::PT_LOAD.0);
-    let seg_len = seg.len() as u64;
+    let seg_len = out.seg.len() as u64;
     for (i, p) in model.phdrs.iter().enumerate() {
         let mut p = *p;
         match elf::ProgramType(p.p_type) {
@@ -801,19 +860,19 @@ pub(crate) fn build(
     for p in &phdrs {
         pht_bytes.extend(c.phdr(p)?);
     }
-    put(&mut out, new_phoff, &pht_bytes, "program header table")?;
+    out.put(new_phoff, &pht_bytes, "program header table")?;
     let hf = model.header_fields();
     if c.is64 {
         let raw = object::U64::new(c.endian, new_phoff);
-        put(&mut out, hf.phoff_at, object::bytes_of(&raw), "ELF header")?;
+        out.put(hf.phoff_at, object::bytes_of(&raw), "ELF header")?;
     } else {
         let v = u32::try_from(new_phoff)
             .map_err(|_| EditError::unsupported("program header table", "offset above 4 GiB"))?;
-        put(&mut out, hf.phoff_at, &c.u32_bytes(v), "ELF header")?;
+        out.put(hf.phoff_at, &c.u32_bytes(v), "ELF header")?;
     }
     let n = u16::try_from(pht_count)
         .map_err(|_| EditError::unsupported("program header table", "too many entries"))?;
-    put(&mut out, hf.phnum_at, &c.u16_bytes(n), "ELF header")?;
+    out.put(hf.phnum_at, &c.u16_bytes(n), "ELF header")?;
 
     // Section headers follow what they describe.
     if !model.shdrs.is_empty() {
@@ -836,7 +895,7 @@ pub(crate) fn build(
             }
             bytes.extend(c.shdr(&s)?);
         }
-        put(&mut out, model.shoff, &bytes, "section header table")?;
+        out.put(model.shoff, &bytes, "section header table")?;
     }
     Ok(out)
 }
@@ -905,7 +964,7 @@ fn compact_dynstr(state: &mut State, orig_len: u64) {
 fn write_verneeds(
     model: &Model<'_>,
     state: &State,
-    out: &mut [u8],
+    out: &mut Image,
     translate: &dyn Fn(u64) -> u64,
 ) -> Result<(), EditError> {
     let c = model.codec;
@@ -940,7 +999,7 @@ fn write_verneeds(
         rec.extend(c.u32_bytes(v.file));
         rec.extend(c.u32_bytes(aux));
         rec.extend(c.u32_bytes(next));
-        put(out, translate(slot), &rec, ".gnu.version_r record")?;
+        out.put(translate(slot), &rec, ".gnu.version_r record")?;
     }
     Ok(())
 }
@@ -948,7 +1007,7 @@ fn write_verneeds(
 fn write_versyms(
     model: &Model<'_>,
     state: &State,
-    out: &mut [u8],
+    out: &mut Image,
     translate: &dyn Fn(u64) -> u64,
 ) -> Result<(), EditError> {
     let c = model.codec;
@@ -964,7 +1023,7 @@ fn write_versyms(
         let off = at + 2 * i;
         let v = c.read_u16(model.data, off, ".gnu.version entry")?;
         if v & 0x7fff > 1 && state.removed_versions.contains(&(v & 0x7fff)) {
-            put(out, translate(off), &c.u16_bytes(1), ".gnu.version entry")?;
+            out.put(translate(off), &c.u16_bytes(1), ".gnu.version entry")?;
         }
     }
     Ok(())

@@ -53,20 +53,119 @@ pub struct Edits {
 }
 
 /// Applies `edits` to the ELF file `data`. Returns the new file, or `None` when the file already
-/// has every requested value (not a byte would change).
+/// has every requested value (not a byte would change). The result has passed [`Edited::check`].
 pub fn edit(data: &[u8], edits: &Edits) -> Result<Option<Vec<u8>>, EditError> {
+    let Some(planned) = plan(data, edits)? else {
+        return Ok(None);
+    };
+    let out = planned.to_vec(data);
+    planned.check(data, &out)?;
+    Ok(Some(out))
+}
+
+/// Plans the edit without materializing the new file: for large files the caller writes the
+/// [`Edited::pieces`] (copying unchanged ranges inside the kernel) and then must call
+/// [`Edited::check`] on what it wrote before putting it in place. `None`: nothing changes.
+pub fn plan(data: &[u8], edits: &Edits) -> Result<Option<Edited>, EditError> {
     let model = model::Model::parse(data)?;
     let mut state = state::State::new(&model)?;
     ops::apply_all(&model, &mut state, edits)?;
     if !state.changed {
         return Ok(None);
     }
-    let out = layout::build(&model, &mut state, edits.page_size)?;
-    verify::check(data, &out, &state)?;
-    if out == data {
+    let image = layout::build(&model, &mut state, edits.page_size)?;
+    let unchanged = image.seg.is_empty()
+        && image.len() == data.len() as u64
+        && image.patches.iter().all(|(at, bytes)| {
+            usize::try_from(*at)
+                .ok()
+                .and_then(|a| data.get(a..a.checked_add(bytes.len())?))
+                == Some(&bytes[..])
+        });
+    if unchanged {
         return Ok(None);
     }
-    Ok(Some(out))
+    Ok(Some(Edited { image, state }))
+}
+
+/// An edit planned against the original bytes.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    image: layout::Image,
+    state: state::State,
+}
+
+/// One piece of the edited file, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// `len` bytes of the original file from `offset`.
+    Original {
+        /// Offset in the original.
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Zero bytes (alignment padding).
+    Zeros(u64),
+    /// New bytes.
+    Bytes(&'a [u8]),
+}
+
+impl Edited {
+    /// Length of the edited file.
+    pub fn len(&self) -> u64 {
+        self.image.len()
+    }
+
+    /// Whether the edited file is empty (never, for a valid edit).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The edited file as consecutive pieces. Write them in order, then the [`Edited::patches`].
+    pub fn pieces(&self) -> Vec<Piece<'_>> {
+        let i = &self.image;
+        let mut out = vec![Piece::Original {
+            offset: 0,
+            len: i.prefix_end,
+        }];
+        if !i.seg.is_empty() {
+            out.push(Piece::Zeros(i.seg_off.saturating_sub(i.prefix_end)));
+            out.push(Piece::Bytes(&i.seg));
+        }
+        let tail = i.original_len.saturating_sub(i.tail_start);
+        if tail > 0 {
+            out.push(Piece::Original {
+                offset: i.tail_start,
+                len: tail,
+            });
+        }
+        out
+    }
+
+    /// Small overwrites at absolute offsets of the edited file, to apply in order after the
+    /// pieces.
+    pub fn patches(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.image.patches.iter().map(|(at, b)| (*at, &b[..]))
+    }
+
+    /// The whole edited file in memory.
+    pub fn to_vec(&self, original: &[u8]) -> Vec<u8> {
+        self.image.to_vec(original)
+    }
+
+    /// Re-reads `written` (the edited file as it was written) and checks the loader's invariants
+    /// and the requested values against it. An error means the file must not be used.
+    pub fn check(&self, original: &[u8], written: &[u8]) -> Result<(), EditError> {
+        if written.len() as u64 != self.len() {
+            return Err(EditError::invariant(format!(
+                "{} bytes were written, {} expected",
+                written.len(),
+                self.len()
+            )));
+        }
+        verify::check(original, written, &self.state)
+    }
 }
 
 /// Whether `data` carries the segment ldfix appends when an edit does not fit in place.

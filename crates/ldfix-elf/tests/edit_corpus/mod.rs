@@ -322,11 +322,12 @@ fn build() -> Corpus {
     Corpus { dir, samples }
 }
 
-/// Foreign architectures under qemu-user: aarch64 (64 KiB pages) and s390x (big-endian).
+/// Foreign architectures under qemu-user: aarch64 (64 KiB pages) and s390x (big-endian). The
+/// samples are Debian's own cross C libraries (`libc.so.6` is also a program that prints its
+/// version), so no cross compiler is needed (Debian's cross gcc conflicts with gcc-multilib).
 pub(crate) fn foreign() -> Vec<Sample> {
     let dir = corpus().dir.join("foreign");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("hello.c"), HELLO).unwrap();
     let mut out = Vec::new();
     for (arch, interp, qemu) in [
         (
@@ -336,14 +337,21 @@ pub(crate) fn foreign() -> Vec<Sample> {
         ),
         ("s390x", "/lib/../lib/ld64.so.1", "qemu-s390x"),
     ] {
-        let cc = format!("{arch}-linux-gnu-gcc");
-        let path = gcc(&dir, &cc, &format!("hello-{arch}"), "hello.c", &["-DNOZ"]);
+        let sysroot = PathBuf::from(format!("/usr/{arch}-linux-gnu"));
+        let src = sysroot.join("lib/libc.so.6");
+        let path = dir.join(format!("libc-{arch}.so.6"));
+        std::fs::copy(&src, &path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; install the cross C libraries with {INSTALL}",
+                src.display()
+            )
+        });
         out.push(Sample {
-            name: format!("hello-{arch}"),
+            name: format!("libc-{arch}"),
             path,
             check: Check::Qemu {
                 qemu: qemu.into(),
-                sysroot: PathBuf::from(format!("/usr/{arch}-linux-gnu")),
+                sysroot,
             },
             long_interp: Some(interp.into()),
             is_lib: false,
