@@ -60,6 +60,14 @@ pub enum WriteError {
         /// Its link count.
         links: u64,
     },
+    /// The written replacement failed the editor's checks; the original is unchanged.
+    #[error("{}: {error}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What the check found.
+        error: ldfix_elf::edit::EditError,
+    },
     /// An attribute of the original could not be given to the replacement.
     #[error("{}: cannot keep {what} on the replacement: {error}", path.display())]
     Attribute {
@@ -137,6 +145,105 @@ impl Drop for Staged {
 /// committed together, which makes them durable with one `syncfs` per filesystem instead of one
 /// fsync per file.
 pub fn stage(path: &Path, bytes: &[u8], options: WriteOptions) -> Result<Staged, WriteError> {
+    stage_with(path, options, &mut |file, tmp| {
+        file.write_all(bytes).map_err(io_err(tmp, "writing"))
+    })
+}
+
+/// Stages an edit planned by [`ldfix_elf::edit::plan`] without copying the file through memory:
+/// unchanged ranges are copied by the kernel (`copy_file_range`) from the original, the new
+/// segment and the patches are written, and the written file is re-read (mapped) and checked
+/// with [`ldfix_elf::edit::Edited::check`] before it can be committed.
+pub fn stage_edit(
+    path: &Path,
+    original: &[u8],
+    edited: &ldfix_elf::edit::Edited,
+    options: WriteOptions,
+) -> Result<Staged, WriteError> {
+    let src = File::open(path).map_err(io_err(path, "opening"))?;
+    stage_with(path, options, &mut |file, tmp| {
+        write_pieces(file, &src, original, edited).map_err(io_err(tmp, "writing"))?;
+        let written = ldfix_elf::read::read_candidate(tmp).map_err(io_err(tmp, "re-reading"))?;
+        edited
+            .check(original, &written.bytes)
+            .map_err(|error| WriteError::Invalid {
+                path: path.to_owned(),
+                error,
+            })
+    })
+}
+
+fn write_pieces(
+    out: &File,
+    src: &File,
+    original: &[u8],
+    edited: &ldfix_elf::edit::Edited,
+) -> io::Result<()> {
+    use ldfix_elf::edit::Piece;
+    use std::os::unix::fs::FileExt;
+    let mut pos = 0u64;
+    for piece in edited.pieces() {
+        match piece {
+            Piece::Original { offset, len } => {
+                copy_range(src, offset, out, pos, len, original)?;
+                pos += len;
+            }
+            Piece::Zeros(n) => {
+                let zeros = vec![0u8; usize::try_from(n).map_err(io::Error::other)?];
+                out.write_all_at(&zeros, pos)?;
+                pos += n;
+            }
+            Piece::Bytes(bytes) => {
+                out.write_all_at(bytes, pos)?;
+                pos += bytes.len() as u64;
+            }
+        }
+    }
+    for (at, bytes) in edited.patches() {
+        out.write_all_at(bytes, at)?;
+    }
+    Ok(())
+}
+
+/// Copies `len` bytes inside the kernel; falls back to writing them from `original` where the
+/// filesystem cannot (`EXDEV`, `EINVAL`, ...).
+fn copy_range(
+    src: &File,
+    from: u64,
+    dst: &File,
+    to: u64,
+    len: u64,
+    original: &[u8],
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0u64;
+    while done < len {
+        let mut s = from + done;
+        let mut d = to + done;
+        let want = usize::try_from(len - done)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        match rustix::fs::copy_file_range(src, Some(&mut s), dst, Some(&mut d), want) {
+            Ok(n) if n > 0 => done += n as u64,
+            _ => {
+                let start = usize::try_from(from + done).map_err(io::Error::other)?;
+                let end = usize::try_from(from + len).map_err(io::Error::other)?;
+                let rest = original
+                    .get(start..end)
+                    .ok_or_else(|| io::Error::other("original shorter than planned"))?;
+                return dst.write_all_at(rest, to + done);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stages a replacement whose bytes `write` puts in the temporary file (and may check there).
+pub fn stage_with(
+    path: &Path,
+    options: WriteOptions,
+    write: &mut dyn FnMut(&mut File, &Path) -> Result<(), WriteError>,
+) -> Result<Staged, WriteError> {
     let target = fs::canonicalize(path).map_err(io_err(path, "resolving the path"))?;
     let meta = fs::metadata(&target).map_err(io_err(&target, "reading metadata"))?;
     let dir = target.parent().unwrap_or(Path::new("/")).to_owned();
@@ -156,8 +263,7 @@ pub fn stage(path: &Path, bytes: &[u8], options: WriteOptions) -> Result<Staged,
         device: meta.dev(),
         pending: true,
     };
-    file.write_all(bytes)
-        .map_err(io_err(&staged.tmp, "writing"))?;
+    write(&mut file, &staged.tmp)?;
     copy_metadata(&file, &staged.target, &meta, &xattrs)?;
     Ok(staged)
 }

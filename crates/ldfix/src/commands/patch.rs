@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use ldfix_elf::edit::{Edits, RpathEdit};
-use ldfix_fix::write::{commit, stage, write_new_file, Staged, WriteOptions};
+use ldfix_fix::write::{commit, stage_edit, write_new_file, Staged, WriteOptions};
 use rayon::prelude::*;
 
 use crate::cli::PatchArgs;
@@ -189,21 +189,25 @@ fn patch_one(path: &Path, args: &PatchArgs, base: &Edits) -> anyhow::Result<File
                 shrink_rpath(info, args.allowed_rpath_prefixes.as_deref()).map(RpathEdit::Set);
         }
     }
-    let new = ldfix_elf::edit::edit(data, &edits)
+    let planned = ldfix_elf::edit::plan(data, &edits)
         .with_context(|| format!("{}: cannot patch", path.display()))?;
-    let growth = new
+    let growth = planned
         .as_ref()
         .map_or(0, |n| n.len() as i64 - data.len() as i64);
-    let staged = match (&args.output, &new) {
-        (Some(out), Some(bytes)) => {
-            write_new_file(out, bytes, path)?;
+    let staged = match (&args.output, &planned) {
+        (Some(out), Some(planned)) => {
+            let bytes = planned.to_vec(data);
+            planned
+                .check(data, &bytes)
+                .with_context(|| format!("{}: cannot patch", path.display()))?;
+            write_new_file(out, &bytes, path)?;
             None
         }
         (Some(out), None) => {
             write_new_file(out, data, path)?;
             None
         }
-        (None, Some(bytes)) => Some(stage(path, bytes, WriteOptions::default())?),
+        (None, Some(planned)) => Some(stage_edit(path, data, planned, WriteOptions::default())?),
         (None, None) => None,
     };
     Ok(FileResult {
