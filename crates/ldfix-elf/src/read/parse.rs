@@ -324,13 +324,24 @@ struct AddressMap<'a> {
 
 impl AddressMap<'_> {
     /// The file range `[offset, end)` from `addr` to the end of the file contents of the PT_LOAD
-    /// that holds it (clamped to the data).
+    /// that holds it (clamped to the data). A following PT_LOAD that continues it both in memory
+    /// and in the file extends the range: patchelf moves `.dynstr` into a new segment placed
+    /// just before the old first one, and the table then runs on into it (the loader reads
+    /// memory, where the two are one block).
     fn range(&self, addr: u64) -> Option<(u64, u64)> {
-        let seg = self
+        let mut seg = self
             .loads
             .iter()
             .find(|s| addr >= s.vaddr && addr - s.vaddr < s.filesz)?;
         let offset = seg.offset.checked_add(addr - seg.vaddr)?;
+        while let Some(next) = self.loads.iter().find(|n| {
+            seg.filesz == seg.memsz
+                && n.filesz > 0
+                && Some(n.vaddr) == seg.vaddr.checked_add(seg.filesz)
+                && Some(n.offset) == seg.offset.checked_add(seg.filesz)
+        }) {
+            seg = next;
+        }
         let end = seg.offset.saturating_add(seg.filesz).min(len64(self.data));
         (offset < end).then_some((offset, end))
     }
