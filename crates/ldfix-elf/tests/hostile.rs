@@ -224,6 +224,23 @@ fn malformed_headers_and_tables_are_named() {
     }
 }
 
+/// A string table size that overruns its segment is clamped, with a warning, not an error:
+/// the names the loader needs are still there.
+#[test]
+fn overlong_strsz_is_a_warning() {
+    let data = hello();
+    let mut bad = data.to_vec();
+    let at = dynamic_entry_offset(data, 10); // DT_STRSZ
+    put_u64(&mut bad, at + 8, 1 << 40);
+    let info = parse(&bad).unwrap();
+    assert_eq!(info.needed, parse(data).unwrap().needed);
+    assert!(
+        info.warnings.iter().any(|w| w.contains("DT_STRSZ")),
+        "{:?}",
+        info.warnings
+    );
+}
+
 /// Counts from the file never size an allocation: a dynamic segment claiming 2^60 bytes, or
 /// a version chain claiming 65535 entries per record, is an error or a short list, at once.
 #[test]

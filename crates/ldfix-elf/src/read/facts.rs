@@ -298,3 +298,99 @@ pub fn host_can_run(machine: u16, class: Class, endian: Endian) -> bool {
         || (host == elf::EM_AARCH64.0 && machine == elf::EM_ARM.0);
     compat && class == Class::Elf32 && endian == Endian::Little && host_class == Class::Elf64
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+    use crate::read::GlibcVersion;
+
+    #[test]
+    fn shebang_lines_as_the_kernel_splits_them() {
+        let parse = |text: &[u8]| parse_shebang(text).map(|s| (s.interpreter, s.argument));
+        assert_eq!(parse(b"#!/bin/sh\necho"), Some((b"/bin/sh".to_vec(), None)));
+        assert_eq!(
+            parse(b"#! /usr/bin/env  python3 -u \n"),
+            Some((b"/usr/bin/env".to_vec(), Some(b"python3 -u".to_vec())))
+        );
+        assert_eq!(parse(b"#!\n"), None);
+        assert_eq!(parse(b"no"), None);
+        assert_eq!(
+            parse(b"#!/opt/\xff/bin/x"),
+            Some((b"/opt/\xff/bin/x".to_vec(), None))
+        );
+    }
+
+    #[test]
+    fn glibc_versions_compare_numerically() {
+        let v = |s: &[u8]| GlibcVersion::from_version_name(s).unwrap();
+        assert!(v(b"GLIBC_2.9") < v(b"GLIBC_2.17"));
+        assert!(v(b"GLIBC_2.3.4") > v(b"GLIBC_2.3"));
+        assert_eq!(v(b"GLIBC_2.34").to_string(), "2.34");
+        assert_eq!(GlibcVersion::from_version_name(b"GLIBC_PRIVATE"), None);
+        assert_eq!(GlibcVersion::from_version_name(b"GLIBCXX_3.4.29"), None);
+    }
+
+    #[test]
+    fn libc_flavour_from_interpreter_needed_and_soname() {
+        let needed = |names: &[&[u8]]| names.iter().map(|n| n.to_vec()).collect::<Vec<_>>();
+        let musl = libc_flavour(
+            Some(b"/lib/ld-musl-x86_64.so.1"),
+            &needed(&[b"libc.so"]),
+            None,
+        );
+        assert_eq!(musl, LibcFlavour::Musl);
+        let glibc = libc_flavour(Some(b"/lib64/ld-linux-x86-64.so.2"), &[], None);
+        assert_eq!(glibc, LibcFlavour::Glibc);
+        let ppc = libc_flavour(Some(b"/lib64/ld64.so.2"), &[], None);
+        assert_eq!(ppc, LibcFlavour::Glibc);
+        let wheel = libc_flavour(None, &needed(&[b"libc.musl-x86_64.so.1"]), None);
+        assert_eq!(wheel, LibcFlavour::Musl);
+        let android = libc_flavour(Some(b"/system/bin/linker64"), &[], None);
+        assert_eq!(android, LibcFlavour::Bionic);
+        assert_eq!(libc_flavour(None, &[], None), LibcFlavour::None);
+        assert_eq!(
+            libc_flavour(None, &needed(&[b"libfoo.so"]), None),
+            LibcFlavour::Unknown
+        );
+        let loader = libc_flavour(None, &[], Some(b"ld-linux-x86-64.so.2"));
+        assert_eq!(loader, LibcFlavour::Glibc);
+    }
+
+    /// Debian's own loader and libc are loaders, not stub-ld or nix-ld; text is not ELF.
+    #[test]
+    fn real_loaders_are_not_mistaken_for_stubs() {
+        for path in [
+            "/lib64/ld-linux-x86-64.so.2",
+            "/lib/x86_64-linux-gnu/libc.so.6",
+        ] {
+            let data = std::fs::read(path).unwrap();
+            assert_eq!(
+                classify_interpreter(&data),
+                InterpreterKind::Loader,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            classify_interpreter(b"#!/bin/sh\n"),
+            InterpreterKind::NotElf
+        );
+    }
+
+    #[test]
+    fn flag_names_match_readelf() {
+        assert_eq!(dt_flags_names(0x8), ["BIND_NOW"]);
+        assert_eq!(dt_flags_1_names(0x0800_0801), ["NOW", "NODEFLIB", "PIE"]);
+        assert_eq!(dt_flags_1_names(1 << 40), ["0x10000000000"]);
+    }
+
+    #[test]
+    fn host_runs_its_own_machine() {
+        let (machine, class, endian) = host_machine();
+        assert!(host_can_run(machine, class, endian));
+        assert!(
+            !host_can_run(elf::EM_S390.0, Class::Elf64, Endian::Big) || machine == elf::EM_S390.0
+        );
+    }
+}

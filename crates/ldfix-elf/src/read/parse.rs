@@ -451,7 +451,13 @@ impl DynamicInfo {
             ));
         };
         let str_end = match last(elf::DT_STRSZ) {
-            Some(size) => str_offset.saturating_add(size).min(segment_end),
+            Some(size) if str_offset.saturating_add(size) > segment_end => {
+                info.warnings.push(format!(
+                    "DT_STRSZ ({size} bytes) runs past the end of its PT_LOAD segment at {segment_end:#x}; names are read up to there"
+                ));
+                segment_end
+            }
+            Some(size) => str_offset.saturating_add(size),
             None => segment_end,
         };
         let strings = StringTable {
