@@ -232,8 +232,12 @@ const LOADER_HINT: &str = "`ldfix run FILE` runs it with a loader and libraries 
 
 /// What the walk found at one path, before reading contents.
 enum Found {
-    /// A regular file to read; `true` when named on the command line.
-    File(PathBuf, bool),
+    /// A regular file to read.
+    File {
+        path: PathBuf,
+        /// Named on the command line, rather than met in a walk.
+        explicit: bool,
+    },
     /// A symlink met during a walk.
     Symlink(SymlinkEntry),
     /// A path that could not be listed or stat'ed.
@@ -241,7 +245,7 @@ enum Found {
 }
 
 /// What reading one file gave.
-enum Read1 {
+enum ReadResult {
     Elf(Box<ElfInfo>),
     Script(Shebang),
     Skipped,
@@ -254,11 +258,11 @@ pub(crate) fn inspect_paths(paths: &[PathBuf]) -> Report {
     for path in paths {
         collect(path, &mut found);
     }
-    let read: Vec<Read1> = found
+    let read: Vec<ReadResult> = found
         .par_iter()
         .map(|item| match item {
-            Found::File(path, _) => read_one(path),
-            Found::Symlink(_) | Found::Error(_) => Read1::Skipped,
+            Found::File { path, .. } => read_one(path),
+            Found::Symlink(_) | Found::Error(_) => ReadResult::Skipped,
         })
         .collect();
 
@@ -267,7 +271,7 @@ pub(crate) fn inspect_paths(paths: &[PathBuf]) -> Report {
     let mut files = Vec::new();
     for (item, result) in found.into_iter().zip(read) {
         match (item, result) {
-            (Found::File(path, _), Read1::Elf(info)) => {
+            (Found::File { path, .. }, ReadResult::Elf(info)) => {
                 summary.elf += 1;
                 let problems = diagnoser.elf(&info);
                 if problems.iter().any(|p| p.severity == "error") {
@@ -275,7 +279,7 @@ pub(crate) fn inspect_paths(paths: &[PathBuf]) -> Report {
                 }
                 files.push(Entry::Elf(Box::new(elf_entry(&path, &info, problems))));
             }
-            (Found::File(path, _), Read1::Script(shebang)) => {
+            (Found::File { path, .. }, ReadResult::Script(shebang)) => {
                 summary.scripts += 1;
                 let problems = diagnoser.script(&shebang);
                 if !problems.is_empty() {
@@ -288,7 +292,7 @@ pub(crate) fn inspect_paths(paths: &[PathBuf]) -> Report {
                     problems,
                 }));
             }
-            (Found::File(path, explicit), Read1::Skipped) => {
+            (Found::File { path, explicit }, ReadResult::Skipped) => {
                 summary.skipped += 1;
                 // A file the user named deserves an answer; one met in a walk is only counted.
                 if explicit {
@@ -298,7 +302,7 @@ pub(crate) fn inspect_paths(paths: &[PathBuf]) -> Report {
                     }));
                 }
             }
-            (Found::File(path, _), Read1::Error(error)) => {
+            (Found::File { path, .. }, ReadResult::Error(error)) => {
                 summary.errors += 1;
                 files.push(Entry::Error(ErrorEntry {
                     path: display_path(&path),
@@ -339,7 +343,10 @@ fn collect(path: &Path, found: &mut Vec<Found>) {
         let root = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
         walk(path, &root, found);
     } else {
-        found.push(Found::File(path.to_owned(), true));
+        found.push(Found::File {
+            path: path.to_owned(),
+            explicit: true,
+        });
     }
 }
 
@@ -373,7 +380,10 @@ fn walk(dir: &Path, root: &Path, found: &mut Vec<Found>) {
         match entry.file_type() {
             Ok(kind) if kind.is_dir() => walk(&path, root, found),
             Ok(kind) if kind.is_symlink() => found.push(symlink_entry(&path, root)),
-            Ok(kind) if kind.is_file() => found.push(Found::File(path, false)),
+            Ok(kind) if kind.is_file() => found.push(Found::File {
+                path,
+                explicit: false,
+            }),
             // FIFOs, sockets and devices are never programs; opening a FIFO would block.
             Ok(_) => {}
             Err(error) => found.push(Found::Error(ErrorEntry {
@@ -428,24 +438,24 @@ fn lexical_normal(path: &Path) -> PathBuf {
 }
 
 /// Reads a file: its head decides by magic; only ELF files are read whole (or mapped).
-fn read_one(path: &Path) -> Read1 {
+fn read_one(path: &Path) -> ReadResult {
     let contents = match elf_read::read_candidate(path) {
         Ok(contents) => contents,
-        Err(error) => return Read1::Error(io_message(&error)),
+        Err(error) => return ReadResult::Error(io_message(&error)),
     };
     if contents.is_elf {
         return match elf_read::parse(&contents.bytes) {
-            Ok(info) => Read1::Elf(Box::new(info)),
-            Err(error) => Read1::Error(error.to_string()),
+            Ok(info) => ReadResult::Elf(Box::new(info)),
+            Err(error) => ReadResult::Error(error.to_string()),
         };
     }
     // Only executable scripts matter: the kernel reads `#!` only when asked to execute.
     if contents.bytes.starts_with(b"#!") && contents.mode & 0o111 != 0 {
         if let Some(shebang) = elf_read::parse_shebang(&contents.bytes) {
-            return Read1::Script(shebang);
+            return ReadResult::Script(shebang);
         }
     }
-    Read1::Skipped
+    ReadResult::Skipped
 }
 
 /// Diagnoses files; remembers what it found at each interpreter path, since a tree usually has
