@@ -44,12 +44,22 @@ fn judge(sample: &Sample, op: &Op, path: &Path, want: &str, original_len: u64) -
     }
     let (ok, got) = sample.exercise(path);
     if !ok || got != want {
-        return Outcome::Broken(format!("runs differently: {}", got.lines().next().unwrap_or_default()));
+        return Outcome::Broken(format!(
+            "runs differently: {}",
+            got.lines().next().unwrap_or_default()
+        ));
     }
     Outcome::Works(std::fs::metadata(path).unwrap().len() as i64 - original_len as i64)
 }
 
-fn reference(tool: &Path, sample: &Sample, op: &Op, out: &Path, want: &str, original_len: u64) -> Outcome {
+fn reference(
+    tool: &Path,
+    sample: &Sample,
+    op: &Op,
+    out: &Path,
+    want: &str,
+    original_len: u64,
+) -> Outcome {
     std::fs::copy(&sample.path, out).unwrap();
     let (ok, text) = try_run(Command::new(tool).args(&op.args).arg(out));
     if !ok {
@@ -66,8 +76,13 @@ const GROWTH_EXCEPTIONS: &[(&str, &str, &str)] = &[];
 fn ldfix_works_wherever_patchelf_does_and_never_grows_more() {
     let pe019 = patchelf_019();
     let pe014 = PathBuf::from("/usr/bin/patchelf");
-    assert!(pe014.exists(), "patchelf 0.14.3 is missing: apt-get install -y patchelf");
-    let mut table = String::from("| file | operation | ldfix | patchelf 0.14.3 | patchelf 0.19 |\n|---|---|---|---|---|\n");
+    assert!(
+        pe014.exists(),
+        "patchelf 0.14.3 is missing: apt-get install -y patchelf"
+    );
+    let mut table = String::from(
+        "| file | operation | ldfix | patchelf 0.14.3 | patchelf 0.19 |\n|---|---|---|---|---|\n",
+    );
     let mut failures = Vec::new();
     let rows: Vec<(String, Vec<String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = corpus()

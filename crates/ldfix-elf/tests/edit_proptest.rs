@@ -106,9 +106,15 @@ proptest! {
                 Err(err) => prop_assert!(false, "{s:?} on {}: {err}", sample.name),
             }
         }
-        // Drop the fake libraries, then the program must run as before.
+        // Drop the fake libraries and make sure the real directory is searched (a sequence may set
+        // DF_1_NODEFLIB and then remove the run path: correctly unloadable), then the program
+        // must run as before.
         let fakes = (0..4).map(|k| format!("libfake{k}.so").into_bytes()).collect();
-        if let Some(new) = edit(&data, &Edits { remove_needed: fakes, ..Edits::default() }).unwrap() {
+        if let Some(new) = edit(&data, &Edits {
+            remove_needed: fakes,
+            rpath: Some(RpathEdit::Add(b"/lib/x86_64-linux-gnu".to_vec())),
+            ..Edits::default()
+        }).unwrap() {
             data = new;
         }
         let out = corpus().dir.join(format!("prop-{}-{}", sample.name, std::process::id()));

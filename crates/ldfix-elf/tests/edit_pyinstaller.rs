@@ -1,6 +1,7 @@
-//! A real PyInstaller onefile program (its archive is appended after the ELF contents and found
-//! from the end of the file) still runs after a growing run path edit and after a new
-//! interpreter, with its payload unchanged at the end of the file.
+//! A real PyInstaller onefile program still runs after a growing run path edit and after a new
+//! interpreter, with its archive unchanged: PyInstaller 6 stores it in a `pydata` section that
+//! the bootloader finds through the section headers (older versions appended it after the ELF
+//! contents, which `trailing_payload_stays_at_the_end` in `edit.rs` covers).
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
 use std::path::Path;
@@ -43,12 +44,31 @@ fn pyinstaller_onefile_keeps_working() {
     );
     let exe = dir.join("dist/hello");
     let data = std::fs::read(&exe).unwrap();
+    // Where the archive is: the `pydata` section, else the bytes after the ELF contents.
+    let sections = String::from_utf8(
+        Command::new("readelf")
+            .args(["-SW"])
+            .arg(&exe)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let archive = sections.lines().find(|l| l.contains(" pydata ")).map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let at = f.iter().position(|x| *x == "pydata").unwrap();
+        let off = usize::from_str_radix(f[at + 3], 16).unwrap();
+        let size = usize::from_str_radix(f[at + 4], 16).unwrap();
+        (off, size)
+    });
     let info = ldfix_elf::parse(&data).unwrap();
+    let (off, size) =
+        archive.unwrap_or((info.referenced_end as usize, info.trailing_bytes as usize));
     assert!(
-        info.trailing_bytes > 100_000,
-        "test premise: the archive follows the ELF contents"
+        size > 100_000,
+        "test premise: the archive is in the file ({off:#x}, {size} bytes)"
     );
-    let payload = data[info.referenced_end as usize..].to_vec();
+    let payload = data[off..off + size].to_vec();
     for edits in [
         ldfix_elf::edit::Edits {
             rpath: Some(ldfix_elf::edit::RpathEdit::Set(
@@ -62,7 +82,12 @@ fn pyinstaller_onefile_keeps_working() {
         },
     ] {
         let new = ldfix_elf::edit::edit(&data, &edits).unwrap().unwrap();
-        assert!(new.ends_with(&payload));
+        let kept = if archive.is_some() {
+            new.get(off..off + size) == Some(&payload[..])
+        } else {
+            new.ends_with(&payload)
+        };
+        assert!(kept, "the archive moved or changed");
         let patched = dir.join("hello-patched");
         std::fs::write(&patched, &new).unwrap();
         std::fs::set_permissions(

@@ -273,52 +273,40 @@ fn build() -> Corpus {
         std::fs::copy(src, &to).unwrap_or_else(|e| panic!("{src}: {e}"));
         to
     };
-    samples.push(Sample {
-        name: "debian-ls".into(),
-        path: copy("/usr/bin/ls", "debian-ls"),
-        check: Check::Run(vec!["--version".into()]),
-        long_interp: Some(x64_interp.clone()),
-        is_lib: false,
+    let debian = |name: &str, src: &str, check: Check, is_lib: bool| Sample {
+        name: name.to_owned(),
+        path: copy(src, name),
+        check,
+        long_interp: (!is_lib).then(|| x64_interp.clone()),
+        is_lib,
         removable: None,
         replaceable: None,
         libdir: "/lib/x86_64-linux-gnu",
-    });
-    samples.push(Sample {
-        name: "debian-readelf".into(),
-        path: copy("/usr/bin/readelf", "debian-readelf"),
-        check: Check::Run(vec!["--version".into()]),
-        long_interp: Some(x64_interp.clone()),
-        is_lib: false,
-        removable: None,
-        replaceable: None,
-        libdir: "/lib/x86_64-linux-gnu",
-    });
-    samples.push(Sample {
-        name: "debian-libz".into(),
-        path: copy("/lib/x86_64-linux-gnu/libz.so.1", "libz.so.1"),
-        check: Check::Dlopen {
-            loader: dl.clone(),
-            symbol: None,
-        },
-        long_interp: None,
-        is_lib: true,
-        removable: None,
-        replaceable: None,
-        libdir: "/lib/x86_64-linux-gnu",
-    });
-    samples.push(Sample {
-        name: "debian-libstdc++".into(),
-        path: copy("/lib/x86_64-linux-gnu/libstdc++.so.6", "libstdc++.so.6"),
-        check: Check::Dlopen {
-            loader: dl.clone(),
-            symbol: None,
-        },
-        long_interp: None,
-        is_lib: true,
-        removable: None,
-        replaceable: None,
-        libdir: "/lib/x86_64-linux-gnu",
-    });
+    };
+    let version = || Check::Run(vec!["--version".into()]);
+    let load = || Check::Dlopen {
+        loader: dl.clone(),
+        symbol: None,
+    };
+    samples.push(debian("debian-ls", "/usr/bin/ls", version(), false));
+    samples.push(debian(
+        "debian-readelf",
+        "/usr/bin/readelf",
+        version(),
+        false,
+    ));
+    samples.push(debian(
+        "libz.so.1",
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        load(),
+        true,
+    ));
+    samples.push(debian(
+        "libstdc++.so.6",
+        "/lib/x86_64-linux-gnu/libstdc++.so.6",
+        load(),
+        true,
+    ));
     Corpus { dir, samples }
 }
 
