@@ -111,7 +111,7 @@ fn dst_lib(data: &[u8], first_dir: Option<&Vec<u8>>) -> Vec<u8> {
         let mut needle = vec![0u8];
         needle.extend_from_slice(tail);
         needle.push(0);
-        if data.windows(needle.len()).any(|w| w == needle.as_slice()) {
+        if memchr::memmem::find(data, &needle).is_some() {
             return tail.to_vec();
         }
     }
@@ -121,7 +121,7 @@ fn dst_lib(data: &[u8], first_dir: Option<&Vec<u8>>) -> Vec<u8> {
 /// The `major.minor` of `... release version 2.36.` (glibc's `elf/version.c` banner).
 fn glibc_banner_version(data: &[u8]) -> Option<(u32, u32)> {
     let key: &[u8] = b"release version ";
-    let at = data.windows(key.len()).position(|w| w == key)? + key.len();
+    let at = memchr::memmem::find(data, key)? + key.len();
     let rest = data.get(at..)?;
     let mut numbers = rest
         .split(|&b| b == b'.' || b == b' ' || b == b'-' || b == 0)
@@ -153,7 +153,9 @@ impl LoaderFacts {
             path: path.to_owned(),
             source,
         })?;
-        let contains = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+        // memmem, not `windows().any()`: a loader is 200 KiB and this runs on `ldfix run`'s
+        // start-up path, where a compare per byte offset cost milliseconds.
+        let contains = |needle: &[u8]| memchr::memmem::find(&data, needle).is_some();
         let file_id = fs.file_id(path).ok();
         if contains(b"glibc-ld.so.cache") || contains(b"GLIBC_PRIVATE") {
             let dirs = system_dirs(&data);
