@@ -469,3 +469,27 @@ fn missing_prerequisites_fail_with_the_install_command() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn not_root_fails_with_an_explanation() -> Result<()> {
+    // The world's own CLI, run as nobody (setpriv from util-linux): it must refuse, not skip.
+    // A copy in a world-readable directory: the checkout may live under a private /root.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let bin = dir.path().join("ldfix-testworld");
+    std::fs::copy(env!("CARGO_BIN_EXE_ldfix-testworld"), &bin)?;
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("build")
+        .output()
+        .context("setpriv (apt-get install -y util-linux)")?;
+    let (_, stderr) = text(&out);
+    ensure!(out.status.code() == Some(2), "{stderr}");
+    ensure!(
+        stderr.contains("needs root") && stderr.contains("sudo"),
+        "{stderr}"
+    );
+    Ok(())
+}
