@@ -111,7 +111,17 @@ fn world() -> World {
     );
 
     let bin = tree.join("bin");
-    gcc(&bin, "good", HELLO, &[]);
+    let good = gcc(&bin, "good", HELLO, &[]);
+    // The same program with a payload appended (as PyInstaller does), and without section headers.
+    let mut packed = std::fs::read(&good).unwrap();
+    packed.extend_from_slice(&[0x5a; 1000]);
+    std::fs::write(bin.join("packed"), &packed).unwrap();
+    executable(&bin.join("packed"));
+    let mut bare = std::fs::read(&good).unwrap();
+    bare[0x28..0x30].fill(0); // e_shoff
+    bare[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+    std::fs::write(bin.join("bare"), &bare).unwrap();
+    executable(&bin.join("bare"));
     gcc(
         &bin,
         "no-interp",
@@ -176,6 +186,8 @@ fn diagnoses_match_real_execution() {
         "env: command not found"
     );
     assert_eq!(run("good").unwrap().stdout, b"hello\n");
+    assert_eq!(run("packed").unwrap().stdout, b"hello\n");
+    assert_eq!(run("bare").unwrap().stdout, b"hello\n");
     assert_eq!(
         run("no-interp").unwrap_err().kind(),
         std::io::ErrorKind::NotFound
@@ -235,7 +247,7 @@ fn diagnoses_match_real_execution() {
     );
     assert_eq!(
         json["summary"],
-        serde_json::json!({"elf": 6, "scripts": 3, "symlinks": 3, "skipped": 1, "errors": 1, "with_problems": 5})
+        serde_json::json!({"elf": 8, "scripts": 3, "symlinks": 3, "skipped": 1, "errors": 1, "with_problems": 5})
     );
     let by_path = |name: &str| {
         let path = w.tree.join(name).display().to_string();
@@ -247,6 +259,18 @@ fn diagnoses_match_real_execution() {
             .unwrap()
             .clone()
     };
+    let packed = by_path("bin/packed");
+    assert_eq!(
+        (
+            packed["trailing_bytes"].as_u64(),
+            packed["section_headers"].as_bool()
+        ),
+        (Some(1000), Some(true))
+    );
+    let bare = by_path("bin/bare");
+    assert_eq!(bare["section_headers"], false);
+    assert_eq!(bare["needed"], by_path("bin/good")["needed"]);
+    assert_eq!(bare["version_needs"], by_path("bin/good")["version_needs"]);
     let broken = by_path("broken.so");
     assert_eq!(broken["type"], "error");
     assert!(

@@ -814,10 +814,17 @@ fn render_elf(out: &mut String, elf: &ElfEntry) {
         line("sections", "none (section headers removed)");
     }
     if elf.trailing_bytes > 0 {
+        // Without section headers, the contents of non-loaded sections (symbol tables,
+        // comments) are referenced by nothing either.
+        let what = if elf.section_headers {
+            "an appended payload"
+        } else {
+            "an appended payload, or sections whose headers were removed"
+        };
         line(
             "trailing",
             &format!(
-                "{} bytes after offset {:#x} (an appended payload)",
+                "{} bytes after offset {:#x}, referenced by no header ({what})",
                 elf.trailing_bytes, elf.trailing_offset
             ),
         );
