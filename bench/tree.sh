@@ -2,10 +2,13 @@
 # Benchmark: resolve every ELF file of a tree with `ldfix inspect --tree --json` (release),
 # Debian's lddtree (pax-utils) and an ldd loop, in the same run. Not a test.
 #
-# Usage: bench/tree.sh [DIR]   (default /usr/lib/x86_64-linux-gnu)
+# Usage: bench/tree.sh [DIR...]   (default /usr/lib/x86_64-linux-gnu)
+# For the venv of the issue: python3 -m venv V && V/bin/pip install numpy pillow
+# opencv-python-headless, then bench/tree.sh /usr/lib/x86_64-linux-gnu V
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=${1:-/usr/lib/x86_64-linux-gnu}
+dirs=("$@")
+((${#dirs[@]})) || dirs=(/usr/lib/x86_64-linux-gnu)
 # Debian's lddtree is a Python script using the system python3's pyelftools; call it with
 # /usr/bin/python3 so that another python3 first on PATH (pyenv) does not break it.
 lddtree=(/usr/bin/python3 /usr/bin/lddtree)
@@ -18,15 +21,21 @@ ldfix="$target/release/ldfix"
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
 # Regular ELF files (symlinks are not followed, as ldfix's own directory walk does).
-find "$dir" -type f -print0 | while IFS= read -r -d '' f; do
-    [[ $(head -c4 "$f" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]] && printf '%s\0' "$f"
+find "${dirs[@]}" -type f -print0 | while IFS= read -r -d '' f; do
+    if [[ $(head -c4 "$f" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; then
+        printf '%s\0' "$f"
+    fi
 done >"$list"
 count=$(tr -cd '\0' <"$list" | wc -c)
-echo "files: $count ELF files under $dir"
+echo "files: $count ELF files under ${dirs[*]}"
+
+# Warm the page cache so that whichever tool runs first does not pay for the disk.
+xargs -0 cat <"$list" >/dev/null
 
 now() { date +%s.%N; }
 t0=$(now)
-"$ldfix" inspect --tree --json "$dir" >/dev/null || true
+# The same file list for all three (ldfix would also walk the directories itself).
+xargs -0 "$ldfix" inspect --tree --json <"$list" >/dev/null 2>&1 || true
 t1=$(now)
 xargs -0 "${lddtree[@]}" <"$list" >/dev/null 2>&1 || true
 t2=$(now)
