@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Bumped whenever the way the world is built changes, so old caches and store paths are rebuilt.
-const WORLD_VERSION: &str = "ldfix-testworld-7";
+const WORLD_VERSION: &str = "ldfix-testworld-8";
 
 /// Where the world keeps its state: `$LDFIX_TESTWORLD_DIR`, else `/var/tmp/ldfix-testworld/v1`.
 pub fn state_dir() -> PathBuf {

@@ -378,7 +378,7 @@ pub(crate) fn stage_all(
                     fs::write(&ld, new)?;
                 }
             }
-            Kind::Python => stage_python(&stage)?,
+            Kind::Python => stage_python(&stage, &me)?,
             Kind::Bash => {
                 fs::create_dir_all(stage.join("bin"))?;
                 fs::copy("/bin/bash", stage.join("bin/bash")).context("copying /bin/bash")?;
@@ -518,7 +518,7 @@ fn python_dropped(name: &str) -> bool {
         || module.starts_with("xxlimited")
 }
 
-fn stage_python(stage: &Path) -> Result<()> {
+fn stage_python(stage: &Path, out: &Path) -> Result<()> {
     let bin = stage.join("bin");
     fs::create_dir_all(&bin)?;
     fs::copy("/usr/bin/python3.11", bin.join("python3.11"))
@@ -558,6 +558,25 @@ fn stage_python(stage: &Path) -> Result<()> {
             || name == "__pycache__"
             || rel.components().any(|c| c.as_os_str() == "tests")
     })?;
+    // Byte-compile the stdlib for its store location, as nixpkgs does: the store is read-only,
+    // so without .pyc files every Python start would recompile what it imports. Hash-based,
+    // unchecked pyc files stay valid although Nix resets every mtime to 1; `-d` names the
+    // store path in code objects (tracebacks). Debian's python3.11 is the same interpreter.
+    let ddir = out.join("lib/python3.11");
+    run(Command::new("/usr/bin/python3.11")
+        .args([
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-d",
+        ])
+        .arg(&ddir)
+        .arg(&dst))
+    .context("byte-compiling the store Python's standard library")?;
     Ok(())
 }
 
