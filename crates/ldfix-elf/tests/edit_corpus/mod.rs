@@ -10,9 +10,24 @@ use std::sync::OnceLock;
 pub(crate) const INSTALL: &str =
     "scripts/install-deps (or: apt-get install -y $(grep -v '^#' scripts/apt/edit.txt))";
 
+/// Runs a command. A file just written by one test thread can be briefly held open by a child
+/// forked in another ("Text file busy", ETXTBSY): that is retried.
+fn output(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    let mut tries = 0;
+    loop {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs a command, panicking with its output when it fails (a test failure, not a skip).
 pub(crate) fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| {
+    let out = output(cmd).unwrap_or_else(|e| {
         panic!("cannot run {cmd:?}: {e}; install the test tools with {INSTALL}")
     });
     assert!(
@@ -26,7 +41,7 @@ pub(crate) fn run(cmd: &mut Command) -> String {
 
 /// Runs a command and returns (success, stdout+stderr).
 pub(crate) fn try_run(cmd: &mut Command) -> (bool, String) {
-    match cmd.output() {
+    match output(cmd) {
         Ok(out) => (
             out.status.success(),
             format!(
@@ -107,6 +122,24 @@ int main(void) {
 #endif
     return 0;
 }
+"#;
+
+const GO_CGO: &str = r#"
+package main
+
+// static int twice(int x) { return 2 * x; }
+import "C"
+import "fmt"
+
+func main() { fmt.Println("go cgo", int(C.twice(21))) }
+"#;
+
+const GO_PURE: &str = r#"
+package main
+
+import "fmt"
+
+func main() { fmt.Println("go pure") }
 "#;
 
 const FOO: &str = "int foo(void) { return 42; }\n";
@@ -232,6 +265,37 @@ fn build() -> Corpus {
         replaceable: None,
         libdir: "/usr/lib32",
     });
+
+    // Go: a cgo program (external linking with gcc) and a pure-Go PIE (Go's own linker).
+    std::fs::write(dir.join("cgo.go"), GO_CGO).unwrap();
+    std::fs::write(dir.join("pure.go"), GO_PURE).unwrap();
+    let go_cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go-cache");
+    for (name, src, flags) in [
+        ("go-cgo", "cgo.go", &[][..]),
+        ("go-pie", "pure.go", &["-buildmode=pie"][..]),
+    ] {
+        let path = dir.join(name);
+        run(Command::new("go")
+            .arg("build")
+            .args(flags)
+            .arg("-o")
+            .arg(&path)
+            .arg(dir.join(src))
+            .env("GOCACHE", &go_cache)
+            .env("GOPATH", go_cache.join("path"))
+            .env("HOME", &go_cache)
+            .env("GO111MODULE", "off"));
+        samples.push(Sample {
+            name: name.into(),
+            path,
+            check: Check::Run(Vec::new()),
+            long_interp: Some(x64_interp.clone()),
+            is_lib: false,
+            removable: None,
+            replaceable: None,
+            libdir: "/lib/x86_64-linux-gnu",
+        });
+    }
 
     // Libraries, loaded by the dlopen checker.
     let dl = gcc(&dir, "gcc", "dl", "dl.c", &["-ldl"]);
