@@ -360,3 +360,30 @@ fn remove_and_replace_needed() {
         "libl-renamed.so.2\n"
     );
 }
+
+/// Without section headers (sstrip, packers), patchelf refuses even to print; ldfix reads and
+/// edits through the program headers.
+#[test]
+fn files_without_section_headers() {
+    let p = copy(&fixture().prog, "noshdr");
+    let mut data = std::fs::read(&p).unwrap();
+    data[0x28..0x30].fill(0); // e_shoff
+    data[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+    std::fs::write(&p, &data).unwrap();
+    let printed = ok(ldfix()
+        .args(["patch", "--print-rpath", "--print-needed"])
+        .arg(&p));
+    assert_eq!(printed, "/opt/old\nlibm.so.6\nlibc.so.6\n");
+    let theirs = out(Command::new(patchelf_019()).arg("--print-rpath").arg(&p));
+    assert!(
+        !theirs.status.success(),
+        "patchelf 0.19 now reads files without section headers"
+    );
+    let long = format!("/long/{}:/lib/x86_64-linux-gnu", "z".repeat(200));
+    ok(ldfix().args(["patch", "--set-rpath", &long]).arg(&p));
+    assert_eq!(
+        ok(ldfix().args(["patch", "--print-rpath"]).arg(&p)),
+        format!("{long}\n")
+    );
+    assert_eq!(ok(&mut Command::new(&p)), "works\n");
+}
