@@ -325,3 +325,40 @@ fn musl_program() {
     assert!(info.version_needs.is_empty(), "musl has no symbol versions");
     assert_eq!(info.max_glibc, None);
 }
+
+/// patchelf moves a grown `.dynstr` into a new segment, which may run on into the next PT_LOAD;
+/// the names must still read as readelf and the loader see them.
+#[test]
+fn patchelf_relocated_string_table() {
+    common::require_tool("patchelf", "patchelf");
+    let dir = tempfile::tempdir().unwrap();
+    let prog = gcc(dir.path(), "p", HELLO, &[]);
+    let long = format!("/opt/{}/lib", "x".repeat(600));
+    // Two calls: patchelf 0.14 given both flags at once writes the new NEEDED name into
+    // DT_RUNPATH as well (readelf shows `Library runpath: [libm.so.6]`).
+    run(Command::new("patchelf")
+        .arg("--set-rpath")
+        .arg(&long)
+        .arg(&prog));
+    run(Command::new("patchelf")
+        .arg("--add-needed")
+        .arg("libm.so.6")
+        .arg(&prog));
+    assert_eq!(runs(&prog, &[]), "hello\n");
+    let info = parse(&prog);
+    assert_eq!(info.runpath.as_deref(), Some(long.as_bytes()));
+    assert!(
+        info.needed.contains(&b"libm.so.6".to_vec()),
+        "{:?}",
+        info.needed
+    );
+    let readelf = run(Command::new("readelf").arg("-dW").arg(&prog));
+    let text = String::from_utf8_lossy(&readelf.stdout);
+    for name in &info.needed {
+        assert!(text.contains(&format!(
+            "Shared library: [{}]",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    assert!(info.warnings.is_empty(), "{:?}", info.warnings);
+}

@@ -334,13 +334,18 @@ impl AddressMap<'_> {
             .iter()
             .find(|s| addr >= s.vaddr && addr - s.vaddr < s.filesz)?;
         let offset = seg.offset.checked_add(addr - seg.vaddr)?;
-        while let Some(next) = self.loads.iter().find(|n| {
-            seg.filesz == seg.memsz
-                && n.filesz > 0
-                && Some(n.vaddr) == seg.vaddr.checked_add(seg.filesz)
-                && Some(n.offset) == seg.offset.checked_add(seg.filesz)
-        }) {
-            seg = next;
+        // Each step moves strictly forward, so at most one step per segment.
+        for _ in 0..self.loads.len() {
+            let next = self.loads.iter().find(|n| {
+                seg.filesz == seg.memsz
+                    && n.filesz > 0
+                    && Some(n.vaddr) == seg.vaddr.checked_add(seg.filesz)
+                    && Some(n.offset) == seg.offset.checked_add(seg.filesz)
+            });
+            match next {
+                Some(next) => seg = next,
+                None => break,
+            }
         }
         let end = seg.offset.saturating_add(seg.filesz).min(len64(self.data));
         (offset < end).then_some((offset, end))
