@@ -7,6 +7,7 @@
 //! is in the loader's read-only data, so it is read from there: running a loader that belongs to
 //! an inspected tree would be running untrusted code, as `ldd` does.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -70,25 +71,154 @@ fn is_dir_string(s: &[u8]) -> bool {
         && s.iter().all(|&b| b.is_ascii_graphic())
 }
 
-/// `SYSTEM_DIRS` is a run of consecutive NUL-terminated absolute directories, each ending in `/`
-/// (glibc `elf/gen-trusted-dirs.awk`). The longest such run is taken.
-fn system_dirs(data: &[u8]) -> Vec<Vec<u8>> {
-    let mut best: Vec<&[u8]> = Vec::new();
-    let mut run: Vec<&[u8]> = Vec::new();
-    for s in data.split(|&b| b == 0) {
-        if is_dir_string(s) {
-            run.push(s);
-        } else {
-            if run.len() > best.len() {
-                best = std::mem::take(&mut run);
+/// A NUL-terminated string of the binary and its file offset.
+fn strings_at(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut offset = 0;
+    data.split(|&b| b == 0).map(move |s| {
+        let at = offset;
+        offset += s.len() + 1;
+        (at, s)
+    })
+}
+
+/// Where the code points: the targets of every RIP-relative `lea` in the executable segments of
+/// an x86-64 file (`REX.W 8D /r` with mod=00, r/m=101). `None` on other machines.
+///
+/// A loader rewritten in place (the test world's nixified glibc appends new directory, cache and
+/// preload strings and retargets these instructions, leaving the old strings behind) has several
+/// candidate strings; the one the code references is the one the loader uses.
+fn lea_targets(data: &[u8], info: &ElfInfo) -> Option<HashSet<u64>> {
+    if info.machine != 62 || info.class != Class::Elf64 {
+        return None;
+    }
+    let mut targets = HashSet::new();
+    for seg in info
+        .segments
+        .iter()
+        .filter(|s| s.p_type == 1 && s.flags & 1 != 0)
+    {
+        let start = usize::try_from(seg.offset).ok()?;
+        let len = usize::try_from(seg.filesz).ok()?;
+        let Some(text) = data.get(start..start.saturating_add(len)) else {
+            continue;
+        };
+        for (i, w) in text.windows(7).enumerate() {
+            let (Some(&rex), Some(&op), Some(&modrm)) = (w.first(), w.get(1), w.get(2)) else {
+                continue;
+            };
+            if (rex == 0x48 || rex == 0x4c) && op == 0x8d && modrm & 0xc7 == 0x05 {
+                let disp = w
+                    .get(3..7)
+                    .and_then(|d| <[u8; 4]>::try_from(d).ok())
+                    .map(i32::from_le_bytes);
+                if let Some(disp) = disp {
+                    let next = seg.vaddr.wrapping_add(i as u64 + 7);
+                    targets.insert(next.wrapping_add_signed(i64::from(disp)));
+                }
             }
-            run.clear();
         }
     }
-    if run.len() > best.len() {
-        best = run;
+    Some(targets)
+}
+
+/// The virtual address of a file offset, through the PT_LOAD segments.
+fn vaddr_of(offset: usize, info: &ElfInfo) -> Option<u64> {
+    let offset = offset as u64;
+    info.segments
+        .iter()
+        .filter(|s| s.p_type == 1)
+        .find(|s| offset >= s.offset && offset < s.offset.saturating_add(s.filesz))
+        .map(|s| s.vaddr.wrapping_add(offset - s.offset))
+}
+
+/// `SYSTEM_DIRS` is a run of consecutive NUL-terminated absolute directories, each ending in `/`
+/// (glibc `elf/gen-trusted-dirs.awk`), placed right after `system_dirs_len[]`, the array of their
+/// lengths (`elf/dl-load.c`). Runs preceded by a matching length array are the candidates; of
+/// those, the one the code references wins (see [`lea_targets`]), else the last. Without any
+/// length array, the longest run.
+fn system_dirs(data: &[u8], info: &ElfInfo) -> Vec<Vec<u8>> {
+    let mut runs: Vec<(usize, Vec<&[u8]>)> = Vec::new();
+    let mut run: Vec<&[u8]> = Vec::new();
+    let mut run_start = 0;
+    for (at, s) in strings_at(data) {
+        if is_dir_string(s) {
+            if run.is_empty() {
+                run_start = at;
+            }
+            run.push(s);
+        } else if !run.is_empty() {
+            runs.push((run_start, std::mem::take(&mut run)));
+        }
     }
-    best.into_iter().map(<[u8]>::to_vec).collect()
+    if !run.is_empty() {
+        runs.push((run_start, run));
+    }
+    let word = if info.class == Class::Elf64 { 8 } else { 4 };
+    let big = info.endian == ldfix_elf::read::Endian::Big;
+    let has_lengths = |start: usize, dirs: &[&[u8]]| {
+        let Some(array_start) = start.checked_sub(word * dirs.len()) else {
+            return false;
+        };
+        dirs.iter().enumerate().all(|(k, d)| {
+            let at = array_start + k * word;
+            let Some(bytes) = data.get(at..at + word) else {
+                return false;
+            };
+            let value = bytes.iter().enumerate().fold(0u64, |acc, (n, &b)| {
+                let shift = if big { 8 * (word - 1 - n) } else { 8 * n };
+                acc | (u64::from(b) << shift)
+            });
+            value == d.len() as u64
+        })
+    };
+    // The array's length says how many strings of the run are SYSTEM_DIRS (a copy may follow).
+    let candidates: Vec<(usize, &[&[u8]])> = runs
+        .iter()
+        .filter_map(|(start, dirs)| {
+            (1..=dirs.len())
+                .rev()
+                .find(|&k| dirs.get(..k).is_some_and(|d| has_lengths(*start, d)))
+                .and_then(|k| dirs.get(..k))
+                .map(|d| (*start, d))
+        })
+        .collect();
+    let referenced = lea_targets(data, info).and_then(|targets| {
+        candidates.iter().copied().find(|(start, dirs)| {
+            let array = start - word * dirs.len();
+            [*start, array]
+                .iter()
+                .any(|&o| vaddr_of(o, info).is_some_and(|v| targets.contains(&v)))
+        })
+    });
+    let chosen = referenced
+        .or_else(|| candidates.last().copied())
+        .or_else(|| {
+            runs.iter()
+                .max_by_key(|(_, dirs)| dirs.len())
+                .map(|(start, dirs)| (*start, dirs.as_slice()))
+        });
+    chosen
+        .map(|(_, dirs)| dirs.iter().map(|d| d.to_vec()).collect())
+        .unwrap_or_default()
+}
+
+/// The string ending in `suffix` that the loader uses: the one its code references when that can
+/// be told (x86-64), else the first.
+fn referenced_string(data: &[u8], info: &ElfInfo, suffix: &[u8]) -> Option<PathBuf> {
+    let candidates: Vec<(usize, &[u8])> = strings_at(data)
+        .filter(|(_, s)| {
+            s.first() == Some(&b'/') && s.ends_with(suffix) && s.iter().all(u8::is_ascii_graphic)
+        })
+        .collect();
+    let referenced = lea_targets(data, info).and_then(|targets| {
+        candidates
+            .iter()
+            .find(|(at, _)| vaddr_of(*at, info).is_some_and(|v| targets.contains(&v)))
+            .copied()
+    });
+    referenced
+        .or_else(|| candidates.first().copied())
+        .map(|(_, s)| PathBuf::from(OsStr::from_bytes(s)))
 }
 
 /// `DL_DST_LIB` is a standalone string that is a tail of the first system directory
@@ -158,16 +288,7 @@ impl LoaderFacts {
         let contains = |needle: &[u8]| memchr::memmem::find(&data, needle).is_some();
         let file_id = fs.file_id(path).ok();
         if contains(b"glibc-ld.so.cache") || contains(b"GLIBC_PRIVATE") {
-            let dirs = system_dirs(&data);
-            let find = |suffix: &[u8]| {
-                strings(&data)
-                    .find(|s| {
-                        s.first() == Some(&b'/')
-                            && s.ends_with(suffix)
-                            && s.iter().all(u8::is_ascii_graphic)
-                    })
-                    .map(|s| PathBuf::from(OsStr::from_bytes(s)))
-            };
+            let dirs = system_dirs(&data, &info);
             let lib = dst_lib(&data, dirs.first());
             return Ok(Self {
                 path: path.to_owned(),
@@ -175,8 +296,8 @@ impl LoaderFacts {
                 flavour: Flavour::Glibc,
                 glibc_version: glibc_banner_version(&data).or_else(|| max_defined_glibc(&info)),
                 system_dirs: dirs,
-                cache_path: find(b"/ld.so.cache"),
-                preload_path: find(b".so.preload"),
+                cache_path: referenced_string(&data, &info, b"/ld.so.cache"),
+                preload_path: referenced_string(&data, &info, b".so.preload"),
                 lib,
                 musl_path_file: None,
                 soname: info.soname.clone(),
@@ -273,13 +394,11 @@ mod tests {
     #[test]
     fn string_heuristics() {
         let data = b"\0x\0/lib/x86_64-linux-gnu/\0/usr/lib/x86_64-linux-gnu/\0/lib/\0/usr/lib/\0/var/tmp\0lib/x86_64-linux-gnu\0/etc/ld.so.cache\0ld.so (Debian GLIBC 2.36-9) stable release version 2.36.\0";
-        let dirs = system_dirs(data);
-        assert_eq!(dirs.len(), 4);
-        assert_eq!(dst_lib(data, dirs.first()), b"lib/x86_64-linux-gnu");
+        let first = b"/lib/x86_64-linux-gnu/".to_vec();
+        assert_eq!(dst_lib(data, Some(&first)), b"lib/x86_64-linux-gnu");
         assert_eq!(glibc_banner_version(data), Some((2, 36)));
         let nix = b"\0/nix/store/h-glibc-2.40/lib/\0/nix/store/g-gcc-libgcc/lib/\0lib\0";
-        let dirs = system_dirs(nix);
-        assert_eq!(dirs.len(), 2);
-        assert_eq!(dst_lib(nix, dirs.first()), b"lib");
+        let first = b"/nix/store/h-glibc-2.40/lib/".to_vec();
+        assert_eq!(dst_lib(nix, Some(&first)), b"lib");
     }
 }
