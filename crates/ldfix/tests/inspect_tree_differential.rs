@@ -731,3 +731,148 @@ fn emulation_agrees_with_the_store_loader_inside_the_test_world() {
     assert!(differences.is_empty(), "{}", differences.join("\n"));
     assert!(compared >= 10, "too few store programs: {compared}");
 }
+
+/// musl: programs built with musl-gcc, listed by musl's own loader in ldd mode
+/// (`ld-musl --list`, which prints `NAME => PATH` for every library it loads; musl reuses a
+/// library by the name it was found under, so that mapping is the same for every requester).
+#[test]
+fn emulation_agrees_with_musl() {
+    let musl_gcc = "musl-gcc";
+    let ok = Command::new(musl_gcc)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "musl-gcc is missing: apt-get install -y musl-tools musl-dev"
+    );
+    let loader = Path::new("/lib/ld-musl-x86_64.so.1");
+    let dir = TempDir::new();
+    let d = |p: &str| dir.path().join(p);
+    for sub in ["app/lib", "app/bin", "llp", "deep/lib"] {
+        std::fs::create_dir_all(d(sub)).unwrap();
+    }
+    write_c(&d("c.c"), "int c(void) { return 3; }\n");
+    write_c(&d("b.c"), "int c(void); int b(void) { return c(); }\n");
+    write_c(
+        &d("m.c"),
+        "int b(void); int main(void) { return b() - 3; }\n",
+    );
+    let cc = |args: &[&str]| {
+        let out = Command::new(musl_gcc).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "musl-gcc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    for lib_dir in ["app/lib", "llp"] {
+        cc(&[
+            "-shared",
+            "-fPIC",
+            "-o",
+            &s(&d(lib_dir).join("libc1.so")),
+            &s(&d("c.c")),
+            "-Wl,-soname,libc1.so",
+        ]);
+        cc(&[
+            "-shared",
+            "-fPIC",
+            "-o",
+            &s(&d(lib_dir).join("libb.so")),
+            &s(&d("b.c")),
+            "-Wl,-soname,libb.so",
+            &format!("-L{}", s(&d(lib_dir))),
+            "-lc1",
+        ]);
+    }
+    let link = |out: &str, flags: &str| {
+        cc(&[
+            "-o",
+            &s(&d(out)),
+            &s(&d("m.c")),
+            &format!("-L{}", s(&d("app/lib"))),
+            "-lb",
+            &format!("-Wl,-rpath-link,{}", s(&d("app/lib"))),
+            flags,
+        ]);
+    };
+    // RUNPATH is inherited under musl: libb's libc1 comes from the program's run path.
+    link(
+        "app/bin/runpath",
+        "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib",
+    );
+    link(
+        "app/bin/rpath",
+        "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../lib",
+    );
+    // No run path: nothing is found.
+    link("app/bin/none", "-Wl,--enable-new-dtags");
+    let llp = format!("{}", s(&d("llp")));
+    let cases: Vec<(&str, Option<&str>)> = vec![
+        ("app/bin/runpath", None),
+        ("app/bin/rpath", None),
+        ("app/bin/none", None),
+        // LD_LIBRARY_PATH comes before the run path under musl.
+        ("app/bin/runpath", Some(llp.as_str())),
+    ];
+    let bin = env!("CARGO_BIN_EXE_ldfix");
+    for (prog, llp) in cases {
+        let path = d(prog);
+        let mut cmd = Command::new(bin);
+        cmd.args(["inspect", "--tree", "--json"]);
+        if let Some(l) = llp {
+            cmd.arg("--env").arg(format!("LD_LIBRARY_PATH={l}"));
+        }
+        let out = cmd.arg(&path).output().unwrap();
+        let trees: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let tree = &trees[0];
+        assert_eq!(tree["loader"]["flavour"], "musl", "{tree}");
+        let objects = tree["objects"].as_array().unwrap();
+        let mut emulated: Vec<(String, String)> = Vec::new();
+        for edge in tree["edges"].as_array().unwrap() {
+            let name = edge["name"].as_str().unwrap().to_string();
+            let resolved = match edge["object"].as_u64() {
+                Some(i) => objects[i as usize]["path"].as_str().unwrap().to_string(),
+                None => "not found".to_string(),
+            };
+            if !emulated.iter().any(|(n, _)| *n == name) {
+                emulated.push((name, resolved));
+            }
+        }
+        let mut real_cmd = Command::new(loader);
+        real_cmd
+            .arg("--list")
+            .arg(&path)
+            .env_remove("LD_LIBRARY_PATH")
+            .env_remove("LD_PRELOAD");
+        if let Some(l) = llp {
+            real_cmd.env("LD_LIBRARY_PATH", l);
+        }
+        let real_out = real_cmd.output().unwrap();
+        let mut real: Vec<(String, String)> = String::from_utf8_lossy(&real_out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().split_once(" => "))
+            .map(|(n, p)| {
+                (
+                    n.to_string(),
+                    p.rsplit_once(" (").map_or(p, |(p, _)| p).to_string(),
+                )
+            })
+            .collect();
+        for line in String::from_utf8_lossy(&real_out.stderr).lines() {
+            if let Some(rest) = line.strip_prefix("Error loading shared library ") {
+                if let Some((name, _)) = rest.split_once(": ") {
+                    real.push((name.to_string(), "not found".to_string()));
+                }
+            }
+        }
+        let mut emulated_sorted = emulated.clone();
+        emulated_sorted.sort();
+        real.sort();
+        assert_eq!(emulated_sorted, real, "{prog} with LD_LIBRARY_PATH={llp:?}");
+    }
+}
