@@ -811,7 +811,7 @@ fn emulation_agrees_with_musl() {
     );
     // No run path: nothing is found.
     link("app/bin/none", "-Wl,--enable-new-dtags");
-    let llp = format!("{}", s(&d("llp")));
+    let llp = s(&d("llp"));
     let cases: Vec<(&str, Option<&str>)> = vec![
         ("app/bin/runpath", None),
         ("app/bin/rpath", None),
