@@ -89,8 +89,6 @@ pub enum Rule {
     Cache,
     /// The loader's default directories.
     Default,
-    /// musl: a libc name, which always means musl's own `libc.so`.
-    MuslBuiltin,
 }
 
 impl Rule {
@@ -108,7 +106,6 @@ impl Rule {
             Rule::Runpath => "RUNPATH",
             Rule::Cache => "cache",
             Rule::Default => "default",
-            Rule::MuslBuiltin => "musl-builtin",
         }
     }
 }
