@@ -224,3 +224,54 @@ fn a_missing_library_on_the_host_exits_1_and_a_non_elf_file_exits_2() {
     let out = ldfix(&["inspect", "--tree", src.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn on_a_nixos_like_root_stub_ld_is_reported_and_the_store_glibc_assumed() {
+    let dir = Scratch::new("nixos");
+    let root = dir.0.join("root");
+    let glibc = root.join("nix/store/0123456789abcdfghijklmnpqrsvwxyz-glibc-2.36/lib");
+    std::fs::create_dir_all(&glibc).unwrap();
+    std::fs::create_dir_all(root.join("lib64")).unwrap();
+    std::fs::create_dir_all(root.join("opt/app")).unwrap();
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        glibc.join("ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    // NixOS's stub-ld at the FHS path: an ELF program carrying stub-ld's message.
+    let stub = dir.0.join("stub.c");
+    std::fs::write(&stub, "#include <stdio.h>\nint main(void) { puts(\"NixOS cannot run dynamically linked executables intended for generic linux environments out of the box.\"); return 127; }\n").unwrap();
+    gcc(&[
+        "-static",
+        "-o",
+        root.join("lib64/ld-linux-x86-64.so.2").to_str().unwrap(),
+        stub.to_str().unwrap(),
+    ]);
+    let src = dir.0.join("p.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    gcc(&[
+        "-o",
+        root.join("opt/app/prog").to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
+    let out = ldfix(&[
+        "inspect",
+        "--tree",
+        "--root",
+        root.to_str().unwrap(),
+        "/opt/app/prog",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "error: the interpreter /lib64/ld-linux-x86-64.so.2 is stub-ld, not a dynamic loader"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("note: resolved with the rules of /nix/store/0123456789abcdfghijklmnpqrsvwxyz-glibc-2.36/lib/ld-linux-x86-64.so.2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("libc.so.6 => not found"), "{stdout}");
+}

@@ -36,7 +36,12 @@ pub(crate) fn run(args: &InspectArgs, printer: &Printer) -> anyhow::Result<Exit>
     let files = collect_files(args, rooted.as_ref(), printer)?;
     let resolver = Resolver::new(fs);
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
-    let results = resolve_all(&resolver, &paths, &env, &cpu, args.host.as_deref());
+    // The Nix store as seen from the host, for a glibc to assume when the FHS loader is stub-ld.
+    let store = match &rooted {
+        Some(r) => r.root().join("nix/store"),
+        None => PathBuf::from("/nix/store"),
+    };
+    let results = resolve_all(&resolver, &paths, &env, &cpu, args.host.as_deref(), &store);
 
     let mut attention = false;
     let mut errors = 0usize;
@@ -143,7 +148,15 @@ fn is_not_elf(error: &ldfix_ldso::LdsoError) -> bool {
 }
 
 /// The conventional loader path for a machine: the host of a file without PT_INTERP.
-fn default_loader(fs: &dyn Fs, machine: u16, class: ldfix_elf::read::Class) -> Option<PathBuf> {
+/// The loader to assume for a machine: the conventional FHS path when it holds a real loader
+/// (not NixOS's stub-ld or nix-ld), else NixOS's system glibc, else the newest glibc in the Nix
+/// store (`<store>/*-glibc-<version>/lib/<loader>`), all inside `--root` when given.
+fn default_loader(
+    fs: &dyn Fs,
+    store: &Path,
+    machine: u16,
+    class: ldfix_elf::read::Class,
+) -> Option<PathBuf> {
     use ldfix_elf::read::Class;
     let candidates: &[&str] = match (machine, class) {
         (62, Class::Elf64) => &["/lib64/ld-linux-x86-64.so.2", "/lib/ld-musl-x86_64.so.1"],
@@ -162,10 +175,44 @@ fn default_loader(fs: &dyn Fs, machine: u16, class: ldfix_elf::read::Class) -> O
         (22, _) => &["/lib/ld64.so.1"],
         _ => &[],
     };
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| fs.read_head(p, 4).is_ok())
+    let is_loader = |p: &Path| {
+        fs.read(p).is_ok_and(|data| {
+            ldfix_elf::read::classify_interpreter(&data) == ldfix_elf::read::InterpreterKind::Loader
+        })
+    };
+    if let Some(found) = candidates.iter().map(PathBuf::from).find(|p| is_loader(p)) {
+        return Some(found);
+    }
+    let glibc_name = Path::new(candidates.first()?).file_name()?;
+    let system = Path::new("/run/current-system/sw/lib").join(glibc_name);
+    if is_loader(&system) {
+        return Some(system);
+    }
+    // Store paths sort by hash; order the glibc ones by the name after it (glibc-2.40-66).
+    let mut glibcs: Vec<(String, PathBuf)> = std::fs::read_dir(store)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (_, pname) = name.split_once('-')?;
+            let version = pname.strip_prefix("glibc-")?;
+            version.starts_with(|c: char| c.is_ascii_digit()).then(|| {
+                (
+                    pname.to_string(),
+                    Path::new("/nix/store")
+                        .join(&name)
+                        .join("lib")
+                        .join(glibc_name),
+                )
+            })
+        })
+        .collect();
+    glibcs.sort();
+    glibcs
+        .into_iter()
+        .rev()
+        .map(|(_, p)| p)
+        .find(|p| is_loader(p))
 }
 
 fn resolve_all(
@@ -174,10 +221,23 @@ fn resolve_all(
     env: &Environment,
     cpu: &Cpu,
     host: Option<&Path>,
+    store: &Path,
 ) -> Vec<Result<Tree, ldfix_ldso::LdsoError>> {
+    type Key = (u16, ldfix_elf::read::Class);
+    let loaders: std::sync::Mutex<std::collections::HashMap<Key, Option<PathBuf>>> =
+        std::sync::Mutex::default();
+    let loader_for = |machine: u16, class: ldfix_elf::read::Class| {
+        let mut known = loaders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        known
+            .entry((machine, class))
+            .or_insert_with(|| default_loader(resolver.fs(), store, machine, class))
+            .clone()
+    };
     let resolve_one = |file: &PathBuf| {
         let object = resolver.object(&env.cwd.join(file)).ok();
-        let fallback = object.and_then(|o| default_loader(resolver.fs(), o.machine, o.class));
+        let fallback = object.and_then(|o| loader_for(o.machine, o.class));
         let request = Request {
             program: file,
             env,
@@ -211,7 +271,10 @@ fn resolve_all(
                 .collect();
             handles
                 .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
                 .collect()
         });
     results.sort_by_key(|(i, _)| *i);
