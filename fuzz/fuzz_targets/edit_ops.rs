@@ -7,7 +7,9 @@ use ldfix_elf::edit::{Edits, RpathEdit};
 pub(crate) fn edits_for(sel: u8) -> Edits {
     let mut e = Edits::default();
     if sel & 1 != 0 {
-        e.rpath = Some(RpathEdit::Set(b"/a/long/enough/run/path/to/need/growth/0123456789".to_vec()));
+        e.rpath = Some(RpathEdit::Set(
+            b"/a/long/enough/run/path/to/need/growth/0123456789".to_vec(),
+        ));
     }
     if sel & 2 != 0 {
         e.interpreter = Some(b"/lib64/ld-linux-x86-64.so.2.with-a-longer-name".to_vec());
