@@ -61,6 +61,7 @@ struct RunEnv {
 }
 
 pub(crate) fn run(args: &RunArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let started = std::time::Instant::now();
     let Some((cmd, user_args)) = args.command.split_first() else {
         anyhow::bail!("no command given: ldfix run [--for DIR]... -- CMD [ARGS]");
     };
@@ -95,7 +96,12 @@ pub(crate) fn run(args: &RunArgs, printer: &Printer) -> anyhow::Result<Outcome> 
         if let Some(index) = &index_cell {
             return Ok(index.clone());
         }
+        let opening = std::time::Instant::now();
         let index = Arc::new(open_index(printer)?);
+        printer.verbose(&format!(
+            "library index opened in {:.2} ms",
+            opening.elapsed().as_secs_f64() * 1e3
+        ));
         index_cell = Some(index.clone());
         Ok(index)
     };
@@ -104,8 +110,24 @@ pub(crate) fn run(args: &RunArgs, printer: &Printer) -> anyhow::Result<Outcome> 
         ld_preload: env.ld_preload.as_ref().map(|v| v.as_bytes().to_vec()),
         cwd: env.cwd.clone(),
     };
-    let plan = plan::plan(&program, &module_files, &loader_env, &mut open_index)?;
+    let profile_dirs: Vec<PathBuf> = crate::settings::index_config(Vec::new(), false)
+        .profiles
+        .into_iter()
+        .map(|p| p.lib_dir)
+        .collect();
+    let plan = plan::plan(
+        &program,
+        &module_files,
+        &loader_env,
+        &profile_dirs,
+        &mut open_index,
+    )?;
 
+    printer.verbose(&format!(
+        "planned in {:.2} ms ({} module files)",
+        started.elapsed().as_secs_f64() * 1e3,
+        module_files.len()
+    ));
     if let Some(reason) = &plan.loader_reason {
         printer.verbose(&format!("{}: {reason}", program.display()));
     }
@@ -272,11 +294,10 @@ fn warn_limits(launch: &command::Launch, program: &Path, printer: &Printer) {
 /// Whether the program contains the string `/proc/self/exe` (Rust's `current_exe`, Node,
 /// Electron and self-re-executing tools read it).
 fn refers_to_proc_self_exe(program: &Path) -> bool {
-    const NEEDLE: &[u8] = b"/proc/self/exe";
     let Ok(data) = std::fs::read(program) else {
         return false;
     };
-    data.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+    memchr::memmem::find(&data, b"/proc/self/exe").is_some()
 }
 
 /// The command as a shell line (single-quoted where needed; bytes that are not UTF-8 are shown

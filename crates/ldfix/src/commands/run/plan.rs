@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ldfix_elf::read::{classify_interpreter, Class, Endian, GlibcVersion, InterpreterKind};
-use ldfix_index::{Index, Requester};
+use ldfix_index::{is_gpu_driver_library, Index, Requester};
 use ldfix_ldso::{
-    is_glibc_family, Cpu, Environment, Flavour, LoaderFacts, Object, Outcome, RealFs, Request,
-    Resolver, Tree,
+    is_glibc_family, Cpu, Environment, Finding, Flavour, LoaderFacts, Object, Outcome, RealFs,
+    Request, Resolver, Tree,
 };
 
 /// Programs whose loader tells what glibc the system itself uses: `/bin/sh` exists on every
@@ -73,6 +73,7 @@ pub(crate) fn plan(
     program: &Path,
     modules: &[PathBuf],
     env: &LoaderEnv,
+    profile_dirs: &[PathBuf],
     index: &mut dyn FnMut() -> anyhow::Result<Arc<Index>>,
 ) -> anyhow::Result<Plan> {
     let fs = RealFs;
@@ -177,17 +178,47 @@ pub(crate) fn plan(
     let mut trees = baseline.clone();
     let mut tried: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut unresolved: Vec<(Unresolved, bool)> = Vec::new();
+    // A candidate directory is taken when the wanted library then resolves, no new symbol
+    // version goes missing, and nothing resolved before resolves elsewhere.
+    let accept = |dirs: &[PathBuf], dir: &Path, name: &[u8], trees: &[Option<Tree>]| {
+        if !usable_in_path(dir) || dirs.iter().any(|d| d == dir) {
+            return None;
+        }
+        let mut dirs = dirs.to_vec();
+        dirs.push(dir.to_path_buf());
+        let candidate = resolve_all(&dirs);
+        (!still_missing(&candidate, name)
+            && missing_versions(&candidate) <= missing_versions(trees)
+            && changes_nothing(&baseline_map, &resolutions(&candidate)))
+        .then_some((dir.to_path_buf(), candidate))
+    };
     for _ in 0..MAX_ROUNDS {
         let wanted = missing(&trees, &subjects, &tried);
         if wanted.is_empty() {
             break;
         }
-        let index = index()?;
         for want in wanted {
             tried.insert(want.name.clone());
             if !still_missing(&trees, &want.name) {
                 continue; // A directory added for an earlier library provides it too.
             }
+            // Profiles first, as the index ranks them, without opening the index (it lists the
+            // whole store): the common case costs a stat per profile.
+            let from_profile = if is_gpu_driver_library(&want.name) {
+                None
+            } else {
+                profile_dirs.iter().find_map(|dir| {
+                    let real =
+                        std::fs::canonicalize(dir.join(OsStr::from_bytes(&want.name))).ok()?;
+                    accept(&plan.dirs, real.parent()?, &want.name, &trees)
+                })
+            };
+            if let Some((dir, candidate)) = from_profile {
+                plan.dirs.push(dir);
+                trees = candidate;
+                continue;
+            }
+            let index = index()?;
             let requester = Requester {
                 machine: want.object.machine,
                 class: match want.object.class {
@@ -211,24 +242,18 @@ pub(crate) fn plan(
                     .unwrap_or_default(),
                 glibc_dir: glibc_dir.clone(),
             };
-            let mut chosen = None;
-            for provider in index.lookup(&want.name, &requester) {
-                if !provider.usable() {
-                    continue;
-                }
-                let dir = provider.library.real_dir_path().to_path_buf();
-                if !usable_in_path(&dir) || plan.dirs.contains(&dir) {
-                    continue;
-                }
-                let mut dirs = plan.dirs.clone();
-                dirs.push(dir.clone());
-                let candidate = resolve_all(&dirs);
-                // The directory must not change anything already resolved without it.
-                if changes_nothing(&baseline_map, &resolutions(&candidate)) {
-                    chosen = Some((dir, candidate));
-                    break;
-                }
-            }
+            let chosen = index
+                .lookup(&want.name, &requester)
+                .into_iter()
+                .filter(|provider| provider.usable())
+                .find_map(|provider| {
+                    accept(
+                        &plan.dirs,
+                        provider.library.real_dir_path(),
+                        &want.name,
+                        &trees,
+                    )
+                });
             match chosen {
                 Some((dir, candidate)) => {
                     plan.dirs.push(dir);
@@ -329,20 +354,24 @@ fn new_enough(facts: &LoaderFacts, needed: Option<&GlibcVersion>) -> bool {
 }
 
 /// A loader fits the program: same file name as its PT_INTERP (same ABI), same machine and
-/// class, a real loader, and a new enough glibc.
+/// class, a real loader (checked unless `known_real`: the loader of the system's own shell),
+/// and a new enough glibc.
 fn fits(
     candidate: &Path,
     interp: &Path,
     program: &Object,
     needed: Option<&GlibcVersion>,
     resolver: &Resolver<'_>,
+    known_real: bool,
 ) -> Option<Arc<LoaderFacts>> {
     if candidate.file_name() != interp.file_name() {
         return None;
     }
-    let data = std::fs::read(candidate).ok()?;
-    if classify_interpreter(&data) != InterpreterKind::Loader {
-        return None;
+    if !known_real {
+        let data = std::fs::read(candidate).ok()?;
+        if classify_interpreter(&data) != InterpreterKind::Loader {
+            return None;
+        }
     }
     let facts = resolver.loader(candidate).ok()?;
     (facts.machine == program.machine && facts.class == program.class && new_enough(&facts, needed))
@@ -361,7 +390,7 @@ fn system_loader(
         let object = resolver.object(&real).ok()?;
         let loader = PathBuf::from(OsStr::from_bytes(object.interpreter.as_deref()?));
         let loader = std::fs::canonicalize(&loader).ok()?;
-        fits(&loader, interp, program, needed, resolver).map(|_| loader)
+        fits(&loader, interp, program, needed, resolver, true).map(|_| loader)
     })
 }
 
@@ -382,7 +411,7 @@ fn index_loader(
         if !seen.insert(path.clone()) {
             continue;
         }
-        let Some(facts) = fits(&path, interp, program, needed, resolver) else {
+        let Some(facts) = fits(&path, interp, program, needed, resolver, false) else {
             continue;
         };
         let version = facts.glibc_version.unwrap_or((0, 0));
@@ -443,6 +472,16 @@ fn still_missing(trees: &[Option<Tree>], name: &[u8]) -> bool {
             .iter()
             .any(|e| e.name == name && matches!(e.outcome, Outcome::Missing))
     })
+}
+
+/// How many required symbol versions the trees miss.
+fn missing_versions(trees: &[Option<Tree>]) -> usize {
+    trees
+        .iter()
+        .flatten()
+        .flat_map(|tree| &tree.findings)
+        .filter(|f| matches!(f, Finding::MissingVersion { .. }))
+        .count()
 }
 
 /// Every resolved request of every tree: (requesting file, name) → file loaded.
