@@ -201,6 +201,9 @@ struct Diag {
     glibc_missing: Vec<Vec<u8>>,
     /// Two glibcs in one process.
     two_glibcs: bool,
+    /// (library, name) requests of *other* objects of the process that resolved: a bundled
+    /// library that finds its siblings through the module's inherited RPATH needs nothing.
+    chain: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// One ELF file of the tree.
@@ -357,6 +360,25 @@ fn fix_tree(
         if let Some(d) = diag {
             item.diag = d;
         }
+    }
+
+    // A library's name that resolves where the library is actually loaded (through the
+    // inherited RPATH of the module that loads it) is not missing.
+    let chain: std::collections::HashSet<(PathBuf, Vec<u8>)> = items
+        .iter()
+        .flat_map(|i| i.diag.chain.iter().cloned())
+        .collect();
+    for item in &mut items {
+        let path = item.path.clone();
+        let resolved_in_chain: Vec<Vec<u8>> = item
+            .diag
+            .missing
+            .iter()
+            .filter(|name| chain.contains(&(path.clone(), (*name).clone())))
+            .cloned()
+            .collect();
+        item.diag.missing.retain(|n| !resolved_in_chain.contains(n));
+        item.diag.resolved.extend(resolved_in_chain);
     }
 
     // Executables that need a newer glibc than the system's.
@@ -667,6 +689,22 @@ fn diagnose(resolver: &Resolver<'_>, env: &Environment, cpu: &Cpu, item: &Item) 
                 diag.glibc_missing.push(version.clone());
             }
             _ => {}
+        }
+    }
+    for edge in tree.edges.iter().filter(|e| e.from != target) {
+        if !matches!(edge.outcome, Outcome::Loaded(_) | Outcome::Reused(..)) {
+            continue;
+        }
+        let Some(from) = tree.objects.get(edge.from) else {
+            continue;
+        };
+        let path = Path::new(OsStr::from_bytes(&from.path));
+        // Store objects are never files of the tree (a relocated store only loses the shortcut).
+        if path.starts_with("/nix/store") || from.object.interpreter.is_some() {
+            continue;
+        }
+        if let Ok(real) = std::fs::canonicalize(path) {
+            diag.chain.push((real, edge.name.clone()));
         }
     }
     for edge in tree.edges.iter().filter(|e| e.from == target) {
@@ -1203,10 +1241,10 @@ fn verify(
         let fs = OverlayFs::new(&RealFs, files);
         let resolver = Resolver::new(&fs);
         progress(Event::Start("verifying", items.len()));
-        let broken: Vec<(usize, String)> = items
+        let afters: Vec<Option<Diag>> = items
             .par_iter()
             .enumerate()
-            .filter_map(|(n, item)| {
+            .map(|(n, item)| {
                 progress(Event::Step);
                 if item.inert || item.refused.is_some() {
                     return None;
@@ -1226,32 +1264,42 @@ fn verify(
                         probe.info = info;
                     }
                 }
-                let after = diagnose(&resolver, env, cpu, &probe);
-                let lost: Vec<String> = item
-                    .diag
-                    .resolved
-                    .iter()
-                    .filter(|name| !after.resolved.contains(*name))
-                    .map(|n| lossy(n))
-                    .collect();
-                if !lost.is_empty() {
-                    return Some((
-                        n,
-                        format!(
-                            "the plan would break {} (resolved before); not changed",
-                            lost.join(", ")
-                        ),
-                    ));
-                }
-                if after.two_glibcs && !item.diag.two_glibcs {
-                    return Some((
-                        n,
-                        "the plan would load two glibcs into one process; not changed".into(),
-                    ));
-                }
-                None
+                Some(diagnose(&resolver, env, cpu, &probe))
             })
             .collect();
+        let chain: std::collections::HashSet<(PathBuf, Vec<u8>)> = afters
+            .iter()
+            .flatten()
+            .flat_map(|d| d.chain.iter().cloned())
+            .collect();
+        let mut broken: Vec<(usize, String)> = Vec::new();
+        for (n, (item, after)) in items.iter().zip(&afters).enumerate() {
+            let Some(after) = after else { continue };
+            let lost: Vec<String> = item
+                .diag
+                .resolved
+                .iter()
+                .filter(|name| {
+                    !after.resolved.contains(*name)
+                        && !chain.contains(&(item.path.clone(), (*name).clone()))
+                })
+                .map(|n| lossy(n))
+                .collect();
+            if !lost.is_empty() {
+                broken.push((
+                    n,
+                    format!(
+                        "the plan would break {} (resolved before); not changed",
+                        lost.join(", ")
+                    ),
+                ));
+            } else if after.two_glibcs && !item.diag.two_glibcs {
+                broken.push((
+                    n,
+                    "the plan would load two glibcs into one process; not changed".into(),
+                ));
+            }
+        }
         progress(Event::Finish);
         if broken.is_empty() {
             return;

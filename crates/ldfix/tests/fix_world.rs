@@ -1,0 +1,474 @@
+//! `ldfix fix`, `fix --check` and `undo` in the NixOS-like test world, run inside the sandbox
+//! with the static ldfix (issue #7's acceptance): real gcc-built programs, a real venv with
+//! manylinux wheels, real GC with Debian's nix, a kill -9 in the middle of a run.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ldfix_testworld::{Lib64, RunOutput, World};
+
+/// Builds the static binary once per test process with the documented command.
+fn static_ldfix() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let output = Command::new(root.join("scripts/build-static"))
+            .output()
+            .expect("run scripts/build-static");
+        assert!(
+            output.status.success(),
+            "scripts/build-static failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    })
+    .clone()
+}
+
+fn world() -> &'static World {
+    World::get().unwrap()
+}
+
+/// A scratch directory the sandbox can see (bound at the same path).
+fn scratch(name: &str) -> tempfile::TempDir {
+    let base = world().state_dir().join("fix-tests");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new()
+        .prefix(name)
+        .tempdir_in(base)
+        .unwrap()
+}
+
+/// Runs a shell line in the sandbox with `dir` bound and the static ldfix at `/ldfix-bin/ldfix`.
+fn sh(dir: &Path, line: &str) -> RunOutput {
+    let bin = static_ldfix();
+    world()
+        .sandbox()
+        .bind(dir)
+        .ro_bind(bin.parent().unwrap())
+        .var("LDFIX", &bin)
+        .sh(line)
+        .unwrap()
+}
+
+fn gcc(out: &Path, source: &str, args: &[&str]) {
+    let dir = out.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let src = dir.join(format!("{}.c", out.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&src, source).unwrap();
+    let status = Command::new("gcc")
+        .arg("-o")
+        .arg(out)
+        .arg(&src)
+        .args(args)
+        .status()
+        .expect("gcc (apt-get install -y gcc)");
+    assert!(status.success());
+    std::fs::remove_file(&src).unwrap();
+}
+
+const CRYPT_C: &str = r#"
+#include <crypt.h>
+#include <stdio.h>
+int main(void) {
+    const char *h = crypt("pw", "$6$salt$");
+    printf("hash %s\n", h ? h : "null");
+    return h ? 0 : 1;
+}
+"#;
+
+/// Every regular file under `dir` (outside `.ldfix`) with its bytes and mtime.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() && e.file_name() != ".ldfix" {
+                stack.push(e.path());
+            } else if t.is_file() {
+                let m = e.metadata().unwrap();
+                out.insert(
+                    e.path(),
+                    (std::fs::read(e.path()).unwrap(), m.mtime(), m.mtime_nsec()),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn bytes_only(s: &BTreeMap<PathBuf, (Vec<u8>, i64, i64)>) -> BTreeMap<PathBuf, Vec<u8>> {
+    s.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()
+}
+
+#[test]
+fn fhs_program_needing_libcrypt_runs_after_fix_and_undo_restores_it() {
+    let tmp = scratch("crypt-");
+    let app = tmp.path().join("app");
+    let prog = app.join("bin/hasher");
+    gcc(&prog, CRYPT_C, &["-lcrypt"]);
+    let original = snapshot(&app);
+    let p = prog.display();
+    let a = app.display();
+
+    // Before: stub-ld refuses it; without /lib64 the kernel cannot find the interpreter.
+    let before = sh(tmp.path(), &format!("{p}"));
+    assert_eq!(before.status, 127, "{before}");
+    assert!(
+        before
+            .stderr
+            .contains("NixOS cannot run dynamically linked executables"),
+        "{before}"
+    );
+    let no_lib64 = world()
+        .sandbox()
+        .lib64(Lib64::Absent)
+        .bind(tmp.path())
+        .sh(&format!("{p}"))
+        .unwrap();
+    assert_eq!(no_lib64.status, 127, "{no_lib64}");
+
+    let check = sh(tmp.path(), &format!("$LDFIX fix --check {a}"));
+    assert_eq!(check.status, 1, "{check}");
+    assert!(check.stdout.contains("libcrypt.so.1"), "{check}");
+    assert_eq!(
+        bytes_only(&snapshot(&app)),
+        bytes_only(&original),
+        "--check wrote"
+    );
+
+    let dry = sh(tmp.path(), &format!("$LDFIX fix --dry-run {a}"));
+    assert_eq!(dry.status, 0, "{dry}");
+    assert!(dry.stdout.contains("would change"), "{dry}");
+    assert_eq!(
+        bytes_only(&snapshot(&app)),
+        bytes_only(&original),
+        "--dry-run wrote"
+    );
+
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {a} && {p}"));
+    assert_eq!(fix.status, 0, "{fix}");
+    assert!(fix.stdout.contains("hash $6$salt$"), "{fix}");
+    // Several worlds' store paths may coexist in the store: match the package, not the hash.
+    assert!(fix.stdout.contains("-libxcrypt-4.4.33/lib"), "{fix}");
+    assert!(
+        fix.stdout.contains("-glibc-2.36/lib/ld-linux-x86-64.so.2"),
+        "{fix}"
+    );
+    let fixed = snapshot(&app);
+    let mode = std::fs::metadata(&prog).unwrap().mode();
+    assert_eq!(mode & 0o7777, 0o755);
+
+    let check = sh(tmp.path(), &format!("$LDFIX fix --check {a}"));
+    assert_eq!(check.status, 0, "{check}");
+
+    // Idempotent: bytes and mtimes unchanged by a second run.
+    let again = sh(tmp.path(), &format!("$LDFIX fix {a}"));
+    assert_eq!(again.status, 0, "{again}");
+    assert!(again.stdout.contains("0 of 1 ELF files changed"), "{again}");
+    assert_eq!(snapshot(&app), fixed, "second fix changed something");
+
+    // JSON report of a check.
+    let json = sh(tmp.path(), &format!("$LDFIX fix --check --json {a}"));
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["elf_files"], 1);
+    assert_eq!(v["changes"].as_array().unwrap().len(), 0);
+
+    let undo = sh(tmp.path(), &format!("$LDFIX undo {a}"));
+    assert_eq!(undo.status, 0, "{undo}");
+    assert_eq!(bytes_only(&snapshot(&app)), bytes_only(&original));
+    assert!(
+        !app.join(".ldfix").exists(),
+        "undo left the state directory"
+    );
+}
+
+#[test]
+fn undo_leaves_a_file_changed_after_fix() {
+    let tmp = scratch("upgraded-");
+    let app = tmp.path().join("app");
+    let prog = app.join("bin/hasher");
+    gcc(&prog, CRYPT_C, &["-lcrypt"]);
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {}", app.display()));
+    assert_eq!(fix.status, 0, "{fix}");
+    let mut data = std::fs::read(&prog).unwrap();
+    data.extend_from_slice(b"upgraded");
+    std::fs::write(&prog, &data).unwrap();
+    let undo = sh(tmp.path(), &format!("$LDFIX undo {}", app.display()));
+    assert_eq!(undo.status, 1, "{undo}");
+    assert!(undo.stdout.contains("left alone"), "{undo}");
+    assert_eq!(std::fs::read(&prog).unwrap(), data);
+}
+
+#[test]
+fn missing_library_is_reported_with_its_nixpkgs_attribute() {
+    let tmp = scratch("missing-");
+    let app = tmp.path().join("app");
+    // libpng16.so.16 is in the nixpkgs table and nowhere in the test world's store.
+    let lib = tmp.path().join("build/libpng16.so.16");
+    gcc(
+        &lib,
+        "int png_x(void){return 1;}",
+        &["-shared", "-fPIC", "-Wl,-soname,libpng16.so.16"],
+    );
+    gcc(
+        &app.join("bin/png"),
+        "int png_x(void); int main(void){return png_x()-1;}",
+        &[
+            &format!("-L{}", lib.parent().unwrap().display()),
+            "-l:libpng16.so.16",
+        ],
+    );
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {}", app.display()));
+    assert_eq!(fix.status, 1, "{fix}");
+    assert!(fix.stdout.contains("missing: libpng16.so.16"), "{fix}");
+    assert!(fix.stdout.contains("nixpkgs#libpng"), "{fix}");
+}
+
+fn import_line(order: &[&str]) -> String {
+    let mut py = String::new();
+    for m in order {
+        py.push_str(match *m {
+            "numpy" => "import numpy, numpy.linalg; print('numpy', numpy.linalg.det(numpy.eye(3)));",
+            "PIL" => "from PIL import Image, ImageFont; im = Image.new('RGB', (4, 4)); import io; b = io.BytesIO(); im.save(b, 'PNG'); print('pillow', len(b.getvalue()) > 0);",
+            "cv2" => "import cv2, numpy; ok, buf = cv2.imencode('.png', numpy.zeros((4, 4, 3), numpy.uint8)); print('cv2', ok);",
+            "pyodbc" => "import pyodbc; print('pyodbc', pyodbc.drivers());",
+            _ => unreachable!(),
+        });
+    }
+    py
+}
+
+#[test]
+fn venv_with_real_wheels_imports_after_fix() {
+    let tmp = scratch("venv-");
+    let venv = tmp.path().join("venv");
+    world()
+        .venv(
+            &venv,
+            &["numpy", "pillow", "opencv-python-headless", "pyodbc"],
+        )
+        .unwrap();
+    let py = venv.join("bin/python");
+    let v = venv.display();
+    let original = snapshot(&venv);
+
+    // Before: pyodbc fails naming libodbc.so.2 (in the store, in no profile).
+    let before = sh(
+        tmp.path(),
+        &format!("{} -c \"{}\"", py.display(), import_line(&["pyodbc"])),
+    );
+    assert_ne!(before.status, 0, "{before}");
+    assert!(before.stderr.contains("libodbc.so.2"), "{before}");
+
+    let check = sh(tmp.path(), &format!("$LDFIX fix --check {v}"));
+    assert_eq!(check.status, 1, "{check}");
+
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {v}"));
+    assert_eq!(fix.status, 0, "{fix}");
+    eprintln!("{fix}");
+    assert!(fix.stdout.contains("-unixODBC-2.3.11/lib"), "{fix}");
+    // Bundled libraries that find their siblings through the module's RPATH are left alone.
+    assert!(!fix.stdout.contains("RPATH (none) -> $ORIGIN\n"), "{fix}");
+
+    for order in [
+        ["numpy", "PIL", "cv2", "pyodbc"],
+        ["pyodbc", "cv2", "PIL", "numpy"],
+    ] {
+        let run = sh(
+            tmp.path(),
+            &format!("{} -c \"{}\"", py.display(), import_line(&order)),
+        );
+        assert_eq!(run.status, 0, "{order:?}: {run}");
+        assert!(run.stdout.contains("pyodbc ["), "{run}");
+        assert!(run.stdout.contains("cv2 True"), "{run}");
+        assert!(run.stdout.contains("pillow True"), "{run}");
+        assert!(run.stdout.contains("numpy 1.0"), "{run}");
+    }
+
+    let check = sh(tmp.path(), &format!("$LDFIX fix --check {v}"));
+    assert_eq!(check.status, 0, "{check}");
+    let fixed = snapshot(&venv);
+    let again = sh(tmp.path(), &format!("$LDFIX fix {v}"));
+    assert_eq!(again.status, 0, "{again}");
+    assert_eq!(snapshot(&venv), fixed, "second fix changed something");
+
+    let undo = sh(tmp.path(), &format!("$LDFIX undo {v}"));
+    assert_eq!(undo.status, 0, "{undo}");
+    // Python wrote __pycache__ files since; every original file is back byte for byte.
+    let now = snapshot(&venv);
+    for (path, (bytes, _, _)) in &original {
+        let same = now.get(path).is_some_and(|n| &n.0 == bytes);
+        assert!(
+            same,
+            "{} differs from the original after undo",
+            path.display()
+        );
+    }
+}
+
+/// Adds `dir` to the store as a new path that nothing refers to (no GC root).
+fn add_to_store(dir: &Path) -> PathBuf {
+    let out = Command::new("nix-store")
+        .arg("--add")
+        .arg(dir)
+        .output()
+        .expect("nix-store (apt-get install -y nix-bin)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// `nix-store --delete`: the collector's own liveness check for one path (unlike a full
+/// `nix-collect-garbage`, it cannot remove other tests' unrooted paths).
+fn try_collect(path: &Path) -> bool {
+    Command::new("nix-store")
+        .arg("--delete")
+        .arg(path)
+        .output()
+        .unwrap()
+        .status
+        .success()
+        && !path.exists()
+}
+
+#[test]
+fn gc_root_keeps_the_provider_until_undo() {
+    let tmp = scratch("gc-");
+    let uniq = format!("ldfixgc{}", std::process::id());
+    let soname = format!("lib{uniq}.so.1");
+    let pkg = tmp.path().join(format!("{uniq}-1.0"));
+    gcc(
+        &pkg.join("lib").join(&soname),
+        "int gc_answer(void){return 42;}",
+        &["-shared", "-fPIC", &format!("-Wl,-soname,{soname}")],
+    );
+
+    // Negative control: added and never referenced, the collector deletes it.
+    let control = add_to_store(&pkg);
+    assert!(
+        try_collect(&control),
+        "an unrooted path must be collectable"
+    );
+
+    let provider = add_to_store(&pkg);
+    let app = tmp.path().join("app");
+    gcc(
+        &app.join("bin/answer"),
+        "#include <stdio.h>\nint gc_answer(void); int main(void){printf(\"%d\\n\", gc_answer()); return 0;}",
+        &[&format!("-L{}", pkg.join("lib").display()), &format!("-l:{soname}")],
+    );
+    let a = app.display();
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {a} && {a}/bin/answer"));
+    assert_eq!(fix.status, 0, "{fix}");
+    assert!(fix.stdout.contains("42"), "{fix}");
+    assert!(
+        fix.stdout.contains(&provider.display().to_string()),
+        "{fix}"
+    );
+
+    assert!(
+        !try_collect(&provider),
+        "fix's GC root did not keep {}",
+        provider.display()
+    );
+    let run = sh(tmp.path(), &format!("{a}/bin/answer"));
+    assert_eq!(run.status, 0, "{run}");
+
+    let undo = sh(tmp.path(), &format!("$LDFIX undo {a}"));
+    assert_eq!(undo.status, 0, "{undo}");
+    assert!(try_collect(&provider), "undo did not drop the GC root");
+}
+
+#[test]
+fn kill_during_fix_of_a_large_tree_never_leaves_a_broken_file() {
+    let tmp = scratch("kill-");
+    let tree = tmp.path().join("tree");
+    let proto = tmp.path().join("proto/hasher");
+    gcc(&proto, CRYPT_C, &["-lcrypt"]);
+    let original = std::fs::read(&proto).unwrap();
+    for d in 0..20 {
+        let dir = tree.join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            std::fs::copy(&proto, dir.join(format!("p{f}"))).unwrap();
+        }
+    }
+    // The fixed bytes, from a reference run on one copy.
+    let reference = tmp.path().join("ref");
+    std::fs::create_dir_all(&reference).unwrap();
+    std::fs::copy(&proto, reference.join("hasher")).unwrap();
+    let r = sh(tmp.path(), &format!("$LDFIX fix {}", reference.display()));
+    assert_eq!(r.status, 0, "{r}");
+    let fixed = std::fs::read(reference.join("hasher")).unwrap();
+    assert_ne!(fixed, original);
+
+    let bin = static_ldfix();
+    let home = tempfile::tempdir_in(world().state_dir()).unwrap();
+    let mut kills = 0;
+    for round in 0..6u64 {
+        let mut cmd = world()
+            .sandbox()
+            .bind(tmp.path())
+            .ro_bind(bin.parent().unwrap())
+            .command(
+                &[bin.as_os_str(), "fix".as_ref(), tree.as_os_str()],
+                home.path(),
+            )
+            .unwrap();
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Different moments: while reading, resolving, writing.
+        std::thread::sleep(Duration::from_millis(40 + round * 45));
+        if child.try_wait().unwrap().is_none() {
+            kills += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for d in 0..20 {
+            for f in 0..100 {
+                let data = std::fs::read(tree.join(format!("d{d}/p{f}"))).unwrap();
+                assert!(
+                    data == original || data == fixed,
+                    "round {round}: d{d}/p{f} is neither the original nor the fixed file"
+                );
+            }
+        }
+    }
+    assert!(
+        kills > 0,
+        "no run was interrupted; the tree is too small to test this"
+    );
+    let fix = sh(
+        tmp.path(),
+        &format!(
+            "$LDFIX fix {t} && $LDFIX fix --check {t} && {t}/d7/p7",
+            t = tree.display()
+        ),
+    );
+    assert_eq!(fix.status, 0, "{fix}");
+    let undo = sh(tmp.path(), &format!("$LDFIX undo {}", tree.display()));
+    assert_eq!(undo.status, 0, "{undo}");
+    for d in 0..20 {
+        for f in 0..100 {
+            assert_eq!(
+                std::fs::read(tree.join(format!("d{d}/p{f}"))).unwrap(),
+                original
+            );
+        }
+    }
+}
