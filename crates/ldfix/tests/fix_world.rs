@@ -8,28 +8,12 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use ldfix_testworld::{Lib64, RunOutput, World};
 
-/// Builds the static binary once per test process with the documented command.
-fn static_ldfix() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let output = Command::new(root.join("scripts/build-static"))
-            .output()
-            .expect("run scripts/build-static");
-        assert!(
-            output.status.success(),
-            "scripts/build-static failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-    })
-    .clone()
-}
+mod common;
+use common::static_ldfix;
 
 fn world() -> &'static World {
     World::get().unwrap()
