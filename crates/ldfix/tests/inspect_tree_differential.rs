@@ -6,7 +6,9 @@
 //! the path as typed) and `LD_DEBUG=files,libs`, which reports every search the loader makes: the
 //! name, the object that needed it and every file tried. Shared libraries without PT_INTERP are
 //! `dlopen`ed by a small host program built here. Each search is compared with the emulation's:
-//! same order, same name, same requesting object, same resolved file (or both missing).
+//! same order, same name, same requesting object, same resolved file (or both missing), and the
+//! same list of every file tried (which checks the hwcaps subdirectory order, directories skipped
+//! once known missing, cache hits and wrong-class skips).
 //! Requests satisfied by an already loaded object involve no search; the loader prints nothing
 //! for them, and they are covered by the next search being the same on both sides.
 
@@ -20,8 +22,9 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-/// One search: (requested name, requesting object, resolved path or None when missing).
-type Event = (String, String, Option<String>);
+/// One search: (requested name, requesting object, resolved path or None when missing, every
+/// file tried in order).
+type Event = (String, String, Option<String>, Vec<String>);
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -399,7 +402,16 @@ fn tree_events(tree: &Value) -> Option<(Vec<Event>, bool)> {
             )),
             _ => None,
         };
-        events.push((name, from, resolved));
+        // glibc prints "trying file=" for every candidate of a search, and for a cache hit
+        // (even one NODEFLIB then discards), but not for a name with a slash.
+        let tries = edge["tried"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["rule"] != "path")
+            .map(|t| t["path"].as_str().unwrap().to_string())
+            .collect();
+        events.push((name, from, resolved, tries));
     }
     Some((events, executable))
 }
@@ -502,7 +514,7 @@ fn parse_debug(stdout: &str, stderr: &str, host: &Path) -> (Vec<Event>, bool) {
             let is_missing =
                 !r.generated && (missing.contains(&r.name) || (failed.is_some() && i + 1 == n));
             let resolved = if is_missing { None } else { found };
-            (r.name, r.from, resolved)
+            (r.name, r.from, resolved, r.tries)
         })
         .collect();
     (events, failed.is_some())
