@@ -672,3 +672,42 @@ fn for_dir_covers_modules_the_program_dlopens() {
     }
     assert_unchanged(&before, &snapshot(&modules));
 }
+
+#[test]
+fn limits_of_an_explicit_loader_are_warned_about() {
+    let w = world();
+    let work = Work::new("limits");
+    let probe = work.path().join("probe");
+    fhs_program(&probe, "probe.c", &["-lz", "-ldl"]);
+    let setuid = work.path().join("probe-setuid");
+    std::fs::copy(&probe, &setuid).unwrap();
+    std::fs::set_permissions(&setuid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let loader = std::fs::canonicalize(w.loader()).unwrap();
+    for lib64 in &VARIANTS {
+        let sb = work.sandbox(lib64);
+        // The program names /proc/self/exe: ldfix warns, and it does name the loader.
+        let out = ldfix_run(
+            &sb,
+            &[OsStr::new("--"), probe.as_os_str(), OsStr::new("self")],
+        );
+        assert!(out.success(), "{out}");
+        assert_eq!(out.stdout, format!("exe={}\n", loader.display()), "{out}");
+        assert!(
+            out.stderr.contains("refers to /proc/self/exe"),
+            "no warning: {out}"
+        );
+        let out = ldfix_run(
+            &sb,
+            &[
+                OsStr::new("--"),
+                setuid.as_os_str(),
+                OsStr::new("exit"),
+                OsStr::new("0"),
+            ],
+        );
+        assert!(
+            out.success() && out.stderr.contains("setuid or setgid"),
+            "{out}"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 /* A foreign (FHS) program linking zlib, for `ldfix run`'s process tests:
  *   probe exit N   prints its argv[0] and exits with status N
  *   probe pause    prints its pid, then waits for a signal (and dies of it)
- *   probe dlopen MODULE SYMBOL   dlopens MODULE, calls SYMBOL (int (*)(void)), prints the result */
+ *   probe dlopen MODULE SYMBOL   dlopens MODULE, calls SYMBOL (int (*)(void)), prints the result
+ *   probe self     prints what /proc/self/exe names (the loader, under an explicit loader) */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,14 @@ int main(int argc, char **argv) {
         printf("module says %d\n", f());
         return 0;
     }
-    fprintf(stderr, "usage: probe exit N | pause | dlopen MODULE SYMBOL\n");
+    if (argc == 2 && strcmp(argv[1], "self") == 0) {
+        char buf[4096];
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+        if (n < 0) { perror("readlink"); return 5; }
+        buf[n] = 0;
+        printf("exe=%s\n", buf);
+        return 0;
+    }
+    fprintf(stderr, "usage: probe exit N | pause | dlopen MODULE SYMBOL | self\n");
     return 2;
 }
