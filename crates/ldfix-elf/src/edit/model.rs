@@ -397,12 +397,19 @@ impl<'d> Model<'d> {
             let entsize = codec.dynsize();
             let mut capacity = pd.filesz / entsize;
             // The `.dynamic` section can be larger than PT_DYNAMIC's p_filesz only in odd files;
-            // take the larger room only when both describe the same place.
-            if let Some(sec) = model
-                .shdrs
-                .iter()
-                .find(|s| s.sh_type == elf::SHT_DYNAMIC.0 && s.offset == pd.offset)
-            {
+            // take the larger room only when both describe the same place, inside the file and
+            // inside the LOAD that maps the table (the bytes must exist and be loaded).
+            let room_end = model
+                .loads()
+                .find(|p| pd.offset >= p.offset && pd.offset < p.file_end())
+                .map_or(0, |p| p.file_end().min(data.len() as u64));
+            if let Some(sec) = model.shdrs.iter().find(|s| {
+                s.sh_type == elf::SHT_DYNAMIC.0
+                    && s.offset == pd.offset
+                    && s.offset
+                        .checked_add(s.size)
+                        .is_some_and(|end| end <= room_end)
+            }) {
                 capacity = capacity.max(sec.size / entsize);
             }
             let raw =
