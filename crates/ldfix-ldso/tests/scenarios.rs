@@ -561,3 +561,25 @@ fn nodeflib_discards_cache_hits_in_default_directories() {
         .iter()
         .any(|t| t.result == TryResult::NodeflibExcluded));
 }
+
+#[test]
+fn secure_mode_drops_untrusted_origin_paths_and_slash_preloads() {
+    let b = built();
+    let mut fs = base();
+    fs.add_file("/opt/real/bin/main", b.get("main-origin"));
+    for l in ["liba.so", "libb.so", "libc1.so"] {
+        fs.add_file(format!("/opt/real/lib/{l}"), b.get(l));
+    }
+    fs.add_file("/pre/libc1.so", b.get("libc1.so"));
+    let mut e = env();
+    e.ld_preload = Some(b"/pre/libc1.so".to_vec());
+    let s = summary(&resolve(&fs, "/opt/real/bin/main", &e));
+    assert_eq!(find(&s, "/pre/libc1.so").2, "LD_PRELOAD");
+    assert_eq!(find(&s, "liba.so").1, "/opt/real/bin/../lib/liba.so");
+    // AT_SECURE: $ORIGIN/../lib expands outside the trusted directories and is dropped
+    // (`_dl_dst_substitute`); a preload with a slash is ignored (rtld.c).
+    e.secure = true;
+    let s = summary(&resolve(&fs, "/opt/real/bin/main", &e));
+    assert!(!s.iter().any(|(n, _, _)| n == "/pre/libc1.so"));
+    assert_eq!(find(&s, "liba.so").1, "missing");
+}
