@@ -166,6 +166,13 @@ fn base() -> MemFs {
     fs
 }
 
+/// Puts the built libraries `names` into `dir`.
+fn add_libs(fs: &mut MemFs, dir: &str, names: &[&str]) {
+    for name in names {
+        fs.add_file(format!("{dir}/{name}"), built().get(name));
+    }
+}
+
 fn resolve(fs: &MemFs, program: &str, env: &Environment) -> Tree {
     let cpu = Cpu::x86_64(3, false);
     let resolver = Resolver::new(fs);
@@ -221,9 +228,7 @@ fn rpath_is_inherited_along_the_loading_chain() {
     let b = built();
     let mut fs = base();
     fs.add_file("/app/bin/main", b.get("main-rpath"));
-    for l in ["liba.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/app/lib/{l}"), b.get(l));
-    }
+    add_libs(&mut fs, "/app/lib", &["liba.so", "libb.so", "libc1.so"]);
     let s = summary(&resolve(&fs, "/app/bin/main", &env()));
     assert_eq!(find(&s, "libb.so").1, "/app/lib/libb.so");
     assert_eq!(find(&s, "libb.so").2, "RPATH of /app/bin/main");
@@ -236,9 +241,7 @@ fn runpath_applies_to_direct_dependencies_only() {
     let b = built();
     let mut fs = base();
     fs.add_file("/app/bin/main", b.get("main-runpath"));
-    for l in ["liba.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/app/lib/{l}"), b.get(l));
-    }
+    add_libs(&mut fs, "/app/lib", &["liba.so", "libb.so", "libc1.so"]);
     let tree = resolve(&fs, "/app/bin/main", &env());
     let s = summary(&tree);
     assert_eq!(find(&s, "liba.so").2, "RUNPATH");
@@ -265,9 +268,11 @@ fn an_object_with_runpath_ignores_the_inherited_rpath() {
     let b = built();
     let mut fs = base();
     fs.add_file("/app/bin/main", b.get("main-arunpath"));
-    for l in ["liba-runpath.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/app/lib/{l}"), b.get(l));
-    }
+    add_libs(
+        &mut fs,
+        "/app/lib",
+        &["liba-runpath.so", "libb.so", "libc1.so"],
+    );
     let s = summary(&resolve(&fs, "/app/bin/main", &env()));
     // liba-runpath.so has RUNPATH /own, so main's RPATH is not searched for its libb.so.
     assert_eq!(find(&s, "libb.so").1, "missing");
@@ -285,10 +290,8 @@ fn ld_library_path_comes_after_rpath_and_before_runpath_and_not_in_secure_mode()
     let mut fs = base();
     fs.add_file("/app/bin/rpath", b.get("main-rpath"));
     fs.add_file("/app/bin/runpath", b.get("main-runpath"));
-    for l in ["liba.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/app/lib/{l}"), b.get(l));
-        fs.add_file(format!("/llp/{l}"), b.get(l));
-    }
+    add_libs(&mut fs, "/app/lib", &["liba.so", "libb.so", "libc1.so"]);
+    add_libs(&mut fs, "/llp", &["liba.so", "libb.so", "libc1.so"]);
     let mut e = env();
     e.ld_library_path = Some(b"/nowhere:/llp".to_vec());
     let s = summary(&resolve(&fs, "/app/bin/rpath", &e));
@@ -307,9 +310,11 @@ fn origin_of_a_symlinked_program_is_its_real_directory() {
     let mut fs = base();
     fs.add_file("/opt/real/bin/main", b.get("main-origin"));
     fs.add_symlink("/usr/bin/main", "/opt/real/bin/main");
-    for l in ["liba.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/opt/real/lib/{l}"), b.get(l));
-    }
+    add_libs(
+        &mut fs,
+        "/opt/real/lib",
+        &["liba.so", "libb.so", "libc1.so"],
+    );
     let s = summary(&resolve(&fs, "/usr/bin/main", &env()));
     assert_eq!(find(&s, "liba.so").1, "/opt/real/bin/../lib/liba.so");
 }
@@ -342,9 +347,11 @@ fn nodeflib_skips_the_default_directories() {
     let b = built();
     let mut fs = base();
     fs.add_file("/app/bin/main", b.get("main-nodeflib"));
-    for l in ["liba.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/lib/x86_64-linux-gnu/{l}"), b.get(l));
-    }
+    add_libs(
+        &mut fs,
+        "/lib/x86_64-linux-gnu",
+        &["liba.so", "libb.so", "libc1.so"],
+    );
     let s = summary(&resolve(&fs, "/app/bin/main", &env()));
     // main's own NEEDED may not come from the default directories; liba's may.
     assert_eq!(find(&s, "liba.so").1, "missing");
@@ -413,10 +420,8 @@ fn musl_searches_ld_library_path_first_and_inherits_run_paths() {
     fs.add_file("/etc/ld-musl-x86_64.path", b"/musl/lib\n/other\n".to_vec());
     // A glibc-linked program read with musl's rules: the loader is chosen by the caller here.
     fs.add_file("/app/bin/main", b.get("main-runpath"));
-    for l in ["liba.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/app/lib/{l}"), b.get(l));
-        fs.add_file(format!("/llp/{l}"), b.get(l));
-    }
+    add_libs(&mut fs, "/app/lib", &["liba.so", "libb.so", "libc1.so"]);
+    add_libs(&mut fs, "/llp", &["liba.so", "libb.so", "libc1.so"]);
     fs.add_file("/musl/lib/libc1.so", b.get("libc1.so"));
     let cpu = Cpu::x86_64(1, false);
     let e = env();
@@ -445,9 +450,7 @@ fn a_libc_from_another_directory_is_two_glibcs() {
     let b = built();
     let mut fs = base();
     fs.add_file("/app/bin/main", b.get("main-rpath"));
-    for l in ["liba.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/app/lib/{l}"), b.get(l));
-    }
+    add_libs(&mut fs, "/app/lib", &["liba.so", "libb.so", "libc1.so"]);
     fs.add_file(
         "/app/lib/libc.so.6",
         std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").unwrap(),
@@ -462,9 +465,7 @@ fn a_libc_from_another_directory_is_two_glibcs() {
     // With the loader's own libc there is no such finding.
     let mut fs = base();
     fs.add_file("/app/bin/main", b.get("main-rpath"));
-    for l in ["liba.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/app/lib/{l}"), b.get(l));
-    }
+    add_libs(&mut fs, "/app/lib", &["liba.so", "libb.so", "libc1.so"]);
     let tree = resolve(&fs, "/app/bin/main", &env());
     assert!(!tree
         .findings
@@ -567,9 +568,11 @@ fn secure_mode_drops_untrusted_origin_paths_and_slash_preloads() {
     let b = built();
     let mut fs = base();
     fs.add_file("/opt/real/bin/main", b.get("main-origin"));
-    for l in ["liba.so", "libb.so", "libc1.so"] {
-        fs.add_file(format!("/opt/real/lib/{l}"), b.get(l));
-    }
+    add_libs(
+        &mut fs,
+        "/opt/real/lib",
+        &["liba.so", "libb.so", "libc1.so"],
+    );
     fs.add_file("/pre/libc1.so", b.get("libc1.so"));
     let mut e = env();
     e.ld_preload = Some(b"/pre/libc1.so".to_vec());
