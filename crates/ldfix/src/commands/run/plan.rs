@@ -13,8 +13,8 @@ use std::sync::Arc;
 use ldfix_elf::read::{classify_interpreter, Class, Endian, GlibcVersion, InterpreterKind};
 use ldfix_index::{is_gpu_driver_library, Index, Requester};
 use ldfix_ldso::{
-    is_glibc_family, Cpu, Environment, Finding, Flavour, LoaderFacts, Object, Outcome, RealFs,
-    Request, Resolver, Tree,
+    is_glibc_family, Cpu, Environment, FileId, Finding, Flavour, Fs as _, LoaderFacts, Object,
+    Outcome, RealFs, Request, Resolver, Tree,
 };
 
 /// Programs whose loader tells what glibc the system itself uses: `/bin/sh` exists on every
@@ -175,6 +175,7 @@ pub(crate) fn plan(
 
     let baseline = resolve_all(&[]);
     let baseline_map = resolutions(&baseline);
+    let roots = roots(&baseline, &subjects, &fs);
     let mut trees = baseline.clone();
     let mut tried: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut unresolved: Vec<(Unresolved, bool)> = Vec::new();
@@ -193,7 +194,7 @@ pub(crate) fn plan(
         .then_some((dir.to_path_buf(), candidate))
     };
     for _ in 0..MAX_ROUNDS {
-        let wanted = missing(&trees, &subjects, &tried);
+        let wanted = missing(&trees, &subjects, &roots, &tried);
         if wanted.is_empty() {
             break;
         }
@@ -270,7 +271,7 @@ pub(crate) fn plan(
         }
     }
     // What is still missing after the last round (a library needed only by what was added).
-    for want in missing(&trees, &subjects, &BTreeSet::new()) {
+    for want in missing(&trees, &subjects, &roots, &BTreeSet::new()) {
         if !unresolved.iter().any(|(u, _)| u.name == want.name) {
             unresolved.push((
                 Unresolved {
@@ -436,10 +437,17 @@ struct Wanted {
 
 /// Libraries missing from the trees, first-needed first, excluding `skip` and the glibc family
 /// (only ever from the loader's own glibc, which is in its default directories).
-fn missing(trees: &[Option<Tree>], subjects: &[Subject], skip: &BTreeSet<Vec<u8>>) -> Vec<Wanted> {
+fn missing(
+    trees: &[Option<Tree>],
+    subjects: &[Subject],
+    roots: &[bool],
+    skip: &BTreeSet<Vec<u8>>,
+) -> Vec<Wanted> {
     let mut wanted: Vec<Wanted> = Vec::new();
-    for (tree, subject) in trees.iter().zip(subjects) {
-        let Some(tree) = tree else { continue };
+    for ((tree, subject), root) in trees.iter().zip(subjects).zip(roots) {
+        let Some(tree) = tree.as_ref().filter(|_| *root) else {
+            continue;
+        };
         for edge in &tree.edges {
             if !matches!(edge.outcome, Outcome::Missing)
                 || is_glibc_family(&edge.name)
@@ -464,6 +472,33 @@ fn missing(trees: &[Option<Tree>], subjects: &[Subject], skip: &BTreeSet<Vec<u8>
         }
     }
     wanted
+}
+
+/// Which subjects are loaded on their own: the program, and modules that no other subject loads
+/// as a dependency. A wheel's bundled libraries (`numpy.libs/…`) are found through the RPATH of
+/// the extension modules that need them, and then by SONAME; resolved alone they would seem to
+/// miss their siblings.
+fn roots(trees: &[Option<Tree>], subjects: &[Subject], fs: &RealFs) -> Vec<bool> {
+    let dependencies: std::collections::HashSet<FileId> = trees
+        .iter()
+        .flatten()
+        .flat_map(|tree| {
+            tree.objects
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 0 && Some(*i) != tree.target)
+                .filter_map(|(_, o)| o.file_id)
+        })
+        .collect();
+    subjects
+        .iter()
+        .map(|s| {
+            !s.module
+                || fs
+                    .file_id(&s.path)
+                    .map_or(true, |id| !dependencies.contains(&id))
+        })
+        .collect()
 }
 
 fn still_missing(trees: &[Option<Tree>], name: &[u8]) -> bool {
