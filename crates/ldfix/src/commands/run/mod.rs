@@ -294,10 +294,11 @@ fn warn_limits(launch: &command::Launch, program: &Path, printer: &Printer) {
 /// Whether the program contains the string `/proc/self/exe` (Rust's `current_exe`, Node,
 /// Electron and self-re-executing tools read it).
 fn refers_to_proc_self_exe(program: &Path) -> bool {
-    let Ok(data) = std::fs::read(program) else {
+    // Mapped, not copied, when large: this runs on every start through the loader.
+    let Ok(contents) = ldfix_elf::read::read_candidate(program) else {
         return false;
     };
-    memchr::memmem::find(&data, b"/proc/self/exe").is_some()
+    memchr::memmem::find(&contents.bytes, b"/proc/self/exe").is_some()
 }
 
 /// The command as a shell line (single-quoted where needed; bytes that are not UTF-8 are shown
