@@ -40,7 +40,7 @@ pub(crate) struct Ours {
 
 impl Ours {
     fn contains(&self, off: u64) -> bool {
-        off >= self.offset && off < self.offset + self.filesz
+        off >= self.offset && off < self.offset.saturating_add(self.filesz)
     }
 }
 
@@ -312,7 +312,7 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
         if p.p_type == elf::PT_GNU_PROPERTY.0 && overlaps(p.offset, p.filesz, start, len) {
             let inside = covered
                 .iter()
-                .any(|&(o, l)| p.offset >= o && p.file_end() <= o + l);
+                .any(|&(o, l)| p.offset >= o && p.file_end() <= o.saturating_add(l));
             if !inside {
                 room.blocks
                     .push((p.offset, p.filesz, p.vaddr, note_align(p.align, p.offset)?));
@@ -339,7 +339,7 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
         }
         let inside = covered
             .iter()
-            .any(|&(o, l)| s.offset >= o && s.offset + s.size <= o + l);
+            .any(|&(o, l)| s.offset >= o && s.offset.saturating_add(s.size) <= o.saturating_add(l));
         if inside {
             continue;
         }
@@ -369,7 +369,12 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
         let Some(off) = model.vaddr_to_offset(*val) else {
             continue;
         };
-        if off < start || off >= end || covered.iter().any(|&(o, l)| off >= o && off < o + l) {
+        if off < start
+            || off >= end
+            || covered
+                .iter()
+                .any(|&(o, l)| off >= o && off < o.saturating_add(l))
+        {
             continue;
         }
         if *tag == elf::DT_STRTAB.0 {
@@ -560,7 +565,7 @@ pub(crate) fn build(
                 .loads()
                 .filter(|p| !ours.is_some_and(|o| o.offset == p.offset && o.vaddr == p.vaddr))
                 .map(Phdr::mem_end)
-                .chain(ours.map(|o| o.vaddr + o.filesz))
+                .chain(ours.map(|o| o.vaddr.saturating_add(o.filesz)))
                 .max()
                 .unwrap_or(0);
             let base = align_up(top, max_align)
@@ -572,6 +577,13 @@ pub(crate) fn build(
         }
     };
 
+    // The segment's own offsets and addresses must not wrap (hostile p_vaddr/p_offset values).
+    if seg_vaddr.checked_add(1 << 40).is_none() || seg_off.checked_add(1 << 40).is_none() {
+        return Err(EditError::unsupported(
+            "address space",
+            format!("no room for a new segment above {seg_vaddr:#x}"),
+        ));
+    }
     // Lay out the segment: marker, program headers, dynamic, interpreter, strings, notes.
     let mut seg: Vec<u8> = Vec::new();
     let mut moves: Vec<Move> = Vec::new();
@@ -668,8 +680,8 @@ pub(crate) fn build(
             continue;
         }
         for m in moves.iter().filter(|m| !m.resized) {
-            if e.1 >= m.old_vaddr && e.1 < m.old_vaddr + m.old_len {
-                e.1 = e.1 - m.old_vaddr + m.new_vaddr;
+            if e.1 >= m.old_vaddr && e.1 < m.old_vaddr.saturating_add(m.old_len) {
+                e.1 = (e.1 - m.old_vaddr).saturating_add(m.new_vaddr);
                 state.dynamic_changed = true;
                 break;
             }
@@ -759,8 +771,8 @@ pub(crate) fn build(
         moves
             .iter()
             .filter(|m| !m.resized)
-            .find(|m| off >= m.old_off && off < m.old_off + m.old_len)
-            .map_or(off, |m| off - m.old_off + m.new_off)
+            .find(|m| off >= m.old_off && off < m.old_off.saturating_add(m.old_len))
+            .map_or(off, |m| (off - m.old_off).saturating_add(m.new_off))
     };
     if state.verneed_changed {
         write_verneeds(model, state, &mut out, &translate)?;
@@ -775,7 +787,7 @@ pub(crate) fn build(
             if off == m.old_off && (m.resized || len == m.old_len) {
                 return Some((m.new_off, m.new_vaddr, m.new_len));
             }
-            if off >= m.old_off && off < m.old_off + m.old_len {
+            if off >= m.old_off && off < m.old_off.saturating_add(m.old_len) {
                 return Some((
                     off - m.old_off + m.new_off,
                     vaddr.wrapping_sub(m.old_vaddr).wrapping_add(m.new_vaddr),

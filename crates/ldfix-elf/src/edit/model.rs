@@ -454,7 +454,7 @@ impl<'d> Model<'d> {
     pub(crate) fn vaddr_to_offset(&self, addr: u64) -> Option<u64> {
         self.loads()
             .find(|p| addr >= p.vaddr && addr - p.vaddr < p.filesz)
-            .map(|p| addr - p.vaddr + p.offset)
+            .and_then(|p| (addr - p.vaddr).checked_add(p.offset))
     }
 
     pub(crate) fn dyn_value(&self, tag: i64) -> Option<u64> {
