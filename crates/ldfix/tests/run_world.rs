@@ -225,6 +225,14 @@ fn print_shows_the_loader_command_line_without_glibc_dirs() {
     assert!(!out.stdout.contains(&format!("{}/lib:", glibc.display())));
     assert_eq!(words.get(5).copied(), Some(program.to_str().unwrap()));
     assert_eq!(words.get(6..), Some(&["'two", "words'"][..]), "{out}");
+
+    // The user's own LD_LIBRARY_PATH goes first, exactly as given (an empty element included).
+    let out = ldfix_run(
+        &sb.clone().var("LD_LIBRARY_PATH", "/mine/a::/mine/b"),
+        &[OsStr::new("--print"), OsStr::new("--"), program.as_os_str()],
+    );
+    let expected = format!("--library-path /mine/a::/mine/b:{} ", gcc_lib.display());
+    assert!(out.success() && out.stdout.contains(&expected), "{out}");
 }
 
 /// A CPython prefix copied from Debian: an FHS program with its standard library and extension
