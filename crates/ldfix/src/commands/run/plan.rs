@@ -182,7 +182,9 @@ pub(crate) fn plan(
     // A candidate directory is taken when the wanted library then resolves, no new symbol
     // version goes missing, and nothing resolved before resolves elsewhere.
     let accept = |dirs: &[PathBuf], dir: &Path, name: &[u8], trees: &[Option<Tree>]| {
-        if !usable_in_path(dir) || dirs.iter().any(|d| d == dir) {
+        // A glibc's own directory is never named: its libraries come only from the chosen
+        // loader's glibc, which finds them in its default directories.
+        if !usable_in_path(dir) || dirs.iter().any(|d| d == dir) || holds_glibc(dir) {
             return None;
         }
         let mut dirs = dirs.to_vec();
@@ -312,6 +314,18 @@ pub(crate) fn library_path(user: Option<&[u8]>, dirs: &[PathBuf]) -> Option<Vec<
 fn usable_in_path(dir: &Path) -> bool {
     let bytes = dir.as_os_str().as_bytes();
     !bytes.is_empty() && !bytes.iter().any(|b| matches!(b, b':' | b';' | b'$'))
+}
+
+/// Whether a directory holds a glibc (its `libc.so.6` or loader).
+fn holds_glibc(dir: &Path) -> bool {
+    [
+        "libc.so.6",
+        "ld-linux-x86-64.so.2",
+        "ld-linux.so.2",
+        "ld-linux-aarch64.so.1",
+    ]
+    .iter()
+    .any(|name| dir.join(name).exists())
 }
 
 fn file_name(path: &Path) -> String {
@@ -565,6 +579,14 @@ mod tests {
             library_path(None, &dirs).unwrap(),
             b"/s/a/lib:/s/b/lib".to_vec()
         );
+    }
+
+    #[test]
+    fn glibc_directories_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!holds_glibc(dir.path()));
+        std::fs::write(dir.path().join("libc.so.6"), b"").unwrap();
+        assert!(holds_glibc(dir.path()));
     }
 
     #[test]
