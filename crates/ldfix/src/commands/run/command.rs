@@ -7,7 +7,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ldfix_elf::read::parse_shebang;
+use ldfix_elf::read::{parse_shebang, Shebang};
 
 use super::Stop;
 
@@ -127,12 +127,12 @@ pub(crate) fn resolve(cmd: &OsStr, path_var: Option<&OsStr>) -> Result<Launch, S
         if bytes.starts_with(b"\x7fELF") {
             return Ok(launch);
         }
-        let Some(shebang) = parse_shebang(&bytes) else {
-            return Err(Stop::cannot_start(format!(
-                "{}: not an ELF program and no #! line (exec format error)",
-                launch.elf.display()
-            )));
-        };
+        // No `#!`: execve fails with ENOEXEC, and execvp (so env(1) and shells) then runs the
+        // file with /bin/sh (glibc posix/execvpe.c `maybe_script_execute`).
+        let shebang = parse_shebang(&bytes).unwrap_or(Shebang {
+            interpreter: b"/bin/sh".to_vec(),
+            argument: None,
+        });
         let script = launch.elf.clone().into_os_string();
         let mut lead = Vec::new();
         let interpreter = OsString::from_vec(shebang.interpreter.clone());
@@ -231,6 +231,16 @@ mod tests {
         write(&bad, "#!/nonexistent/interp\n", 0o755);
         let stop = resolve(bad.as_os_str(), None).unwrap_err();
         assert_eq!(stop.outcome, crate::exit::Outcome::RunNotFound);
+    }
+
+    #[test]
+    fn a_file_without_shebang_runs_under_sh_as_execvp_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("plain");
+        write(&script, "echo hi\n", 0o755);
+        let launch = resolve(script.as_os_str(), None).unwrap();
+        assert_eq!(launch.elf, PathBuf::from("/bin/sh"));
+        assert_eq!(launch.lead, vec![script.into_os_string()]);
     }
 
     #[test]
