@@ -47,6 +47,10 @@ use crate::write::{replace_file, WriteOptions};
 /// The directory GPU drivers come from on NixOS.
 pub const OPENGL_DRIVER_DIR: &str = "/run/opengl-driver/lib";
 const EM_X86_64: u16 = 62;
+/// Files whose journal records are made durable with one fsync.
+const WRITE_BATCH: usize = 512;
+/// Writers at once: the write phase waits on fsync, not on the CPU.
+const WRITE_THREADS: usize = 16;
 
 /// The machine `fix` works on. The binary fills it from the environment; tests can point it
 /// elsewhere.
@@ -206,6 +210,13 @@ struct Diag {
     chain: Vec<(PathBuf, Vec<u8>)>,
 }
 
+/// A file of the tree worth a look.
+enum Read {
+    Elf(Box<Item>),
+    /// An executable `#!` script and its head.
+    Script(PathBuf, Vec<u8>),
+}
+
 /// One ELF file of the tree.
 struct Item {
     path: PathBuf,
@@ -294,7 +305,6 @@ fn fix_tree(
     let journal = Journal::of_tree(&root);
     let found = walk::walk(tree)?;
     clean_stale_temps(&found.stale_temps, options.mode, report);
-    check_scripts(&found.scripts, report);
 
     // --update: plan from the originals of the files ldfix changed.
     let mut originals: HashMap<PathBuf, Vec<u8>> = HashMap::new();
@@ -302,21 +312,23 @@ fn fix_tree(
         originals = original_contents(&root, &journal.records()?);
     }
 
-    progress(Event::Start("reading", found.elf.len()));
-    let mut items: Vec<Item> = found
-        .elf
+    progress(Event::Start("reading", found.files.len()));
+    let read: Vec<Read> = found
+        .files
         .par_iter()
         .filter_map(|path| {
             progress(Event::Step);
-            let current = match std::fs::read(path) {
-                Ok(c) => Arc::new(c),
-                Err(_) => return None,
-            };
+            let contents = ldfix_elf::read::read_candidate(path).ok()?;
+            if !contents.is_elf {
+                let script = contents.bytes.starts_with(b"#!") && contents.mode & 0o111 != 0;
+                return script.then(|| Read::Script(path.clone(), contents.bytes.to_vec()));
+            }
+            let current = Arc::new(contents.bytes.to_vec());
             let base = originals
                 .get(path)
                 .map_or_else(|| current.clone(), |o| Arc::new(o.clone()));
             let info = ldfix_elf::parse(&base).ok()?;
-            Some(Item {
+            Some(Read::Elf(Box::new(Item {
                 path: path.clone(),
                 base,
                 current,
@@ -325,15 +337,25 @@ fn fix_tree(
                 glibc: None,
                 diag: Diag::default(),
                 info,
-            })
+            })))
         })
         .collect();
+    let mut items: Vec<Item> = Vec::new();
+    let mut scripts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for r in read {
+        match r {
+            Read::Elf(item) => items.push(*item),
+            Read::Script(path, head) => scripts.push((path, head)),
+        }
+    }
+    check_scripts(&scripts, report);
     progress(Event::Finish);
     items.sort_by(|a, b| a.path.cmp(&b.path));
     report.elf_files += items.len();
 
+    let mut loaders: HashMap<Vec<u8>, bool> = HashMap::new();
     for item in &mut items {
-        classify_item(item, system, &machine.store);
+        classify_item(item, system, &machine.store, &mut loaders);
     }
 
     // Diagnose against the machine (with the originals in place for --update).
@@ -460,24 +482,49 @@ fn fix_tree(
     }
 
     progress(Event::Start("writing", plans.len()));
-    for (n, plan) in &plans {
-        progress(Event::Step);
-        let Some(item) = items.get(*n) else { continue };
-        let rel = item.path.strip_prefix(&root).unwrap_or(&item.path);
-        let summary = summary_of(&plan.change);
-        journal.append(&Record::new(rel, &item.current, &plan.new, summary))?;
-        match replace_file(
-            &item.path,
-            &plan.new,
-            WriteOptions {
-                split_hard_links: true,
-            },
-        ) {
-            Ok(()) => report.written += 1,
-            Err(e) => report.refused.push(Problem {
+    // Batches: the records of a batch are appended and fsynced once, before any of its files
+    // is renamed into place; the files of a batch are written by many threads at once, so
+    // their fsyncs overlap instead of queueing one by one.
+    let plan_list: Vec<(&Item, &Plan)> = plans
+        .iter()
+        .filter_map(|(n, plan)| Some((items.get(*n)?, plan)))
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(WRITE_THREADS)
+        .build()
+        .ok();
+    for batch in plan_list.chunks(WRITE_BATCH) {
+        let records: Vec<Record> = batch
+            .iter()
+            .map(|(item, plan)| {
+                let rel = item.path.strip_prefix(&root).unwrap_or(&item.path);
+                Record::new(rel, &item.current, &plan.new, summary_of(&plan.change))
+            })
+            .collect();
+        journal.append_all(&records)?;
+        let write_one = |(item, plan): &(&Item, &Plan)| {
+            progress(Event::Step);
+            replace_file(
+                &item.path,
+                &plan.new,
+                WriteOptions {
+                    split_hard_links: true,
+                },
+            )
+            .map_err(|e| Problem {
                 file: shown(&item.path),
                 what: e.to_string(),
-            }),
+            })
+        };
+        let results: Vec<Result<(), Problem>> = match &pool {
+            Some(pool) => pool.install(|| batch.par_iter().map(write_one).collect()),
+            None => batch.iter().map(write_one).collect(),
+        };
+        for r in results {
+            match r {
+                Ok(()) => report.written += 1,
+                Err(p) => report.refused.push(p),
+            }
         }
     }
     progress(Event::Finish);
@@ -521,12 +568,9 @@ fn clean_stale_temps(temps: &[PathBuf], mode: Mode, report: &mut Report) {
     }
 }
 
-fn check_scripts(scripts: &[PathBuf], report: &mut Report) {
-    for s in scripts {
-        let Ok(head) = read_head(s, 256) else {
-            continue;
-        };
-        let Some(sb) = ldfix_elf::read::parse_shebang(&head) else {
+fn check_scripts(scripts: &[(PathBuf, Vec<u8>)], report: &mut Report) {
+    for (s, head) in scripts {
+        let Some(sb) = ldfix_elf::read::parse_shebang(head) else {
             continue;
         };
         let interp = Path::new(OsStr::from_bytes(&sb.interpreter));
@@ -544,13 +588,6 @@ fn check_scripts(scripts: &[PathBuf], report: &mut Report) {
             });
         }
     }
-}
-
-fn read_head(path: &Path, len: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    std::fs::File::open(path)?.take(len).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 /// The original contents of every file the journal records, when the file is still exactly
@@ -590,7 +627,12 @@ fn original_contents(root: &Path, records: &[Record]) -> HashMap<PathBuf, Vec<u8
 }
 
 /// Marks files that need nothing (static, object files) and files that cannot be handled.
-fn classify_item(item: &mut Item, system: Option<&Glibc>, store: &StoreDir) {
+fn classify_item(
+    item: &mut Item,
+    system: Option<&Glibc>,
+    store: &StoreDir,
+    loaders: &mut HashMap<Vec<u8>, bool>,
+) {
     let info = &item.info;
     if matches!(
         info.kind,
@@ -610,9 +652,13 @@ fn classify_item(item: &mut Item, system: Option<&Glibc>, store: &StoreDir) {
     }
     let native =
         info.machine == EM_X86_64 && info.class == Class::Elf64 && info.endian == Endian::Little;
+    // Every file of a tree usually names the same interpreter: classify each once.
     let own_loader_ok = info.interpreter.as_ref().is_some_and(|i| {
-        std::fs::read(OsStr::from_bytes(i)).is_ok_and(|d| {
-            ldfix_elf::read::classify_interpreter(&d) == ldfix_elf::read::InterpreterKind::Loader
+        *loaders.entry(i.clone()).or_insert_with(|| {
+            std::fs::read(OsStr::from_bytes(i)).is_ok_and(|d| {
+                ldfix_elf::read::classify_interpreter(&d)
+                    == ldfix_elf::read::InterpreterKind::Loader
+            })
         })
     });
     if !native {
@@ -1190,9 +1236,7 @@ fn refs_of_info(info: &ElfInfo, store: &StoreDir) -> Vec<PathBuf> {
     }
     for n in names {
         if let Some(sp) = store.store_path_of(Path::new(OsStr::from_bytes(n))) {
-            if sp.path().exists() {
-                out.push(sp.path().to_owned());
-            }
+            out.push(sp.path().to_owned());
         }
     }
     out
@@ -1210,6 +1254,9 @@ fn store_refs(
         }
         match plans.get(&n) {
             Some(plan) => out.extend(plan.refs.iter().cloned()),
+            None if Arc::ptr_eq(&item.base, &item.current) => {
+                out.extend(refs_of_info(&item.info, store));
+            }
             None => {
                 if let Ok(info) = ldfix_elf::parse(&item.current) {
                     out.extend(refs_of_info(&info, store));
@@ -1217,6 +1264,8 @@ fn store_refs(
             }
         }
     }
+    // Existence once per store path, not per file; dangling ones are reported elsewhere.
+    out.retain(|p| p.exists());
     out
 }
 

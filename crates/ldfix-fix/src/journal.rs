@@ -150,6 +150,11 @@ impl Journal {
 
     /// Appends one record and makes it durable before the caller renames the file.
     pub fn append(&self, record: &Record) -> Result<(), FixError> {
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends records with one write and one fsync, before the caller renames their files.
+    pub fn append_all(&self, records: &[Record]) -> Result<(), FixError> {
         let path = self.path();
         let werr = |source| FixError::Write {
             path: path.clone(),
@@ -160,8 +165,11 @@ impl Journal {
             path: self.dir.clone(),
             source,
         })?;
-        let mut line = serde_json::to_vec(record).map_err(|e| werr(std::io::Error::other(e)))?;
-        line.push(b'\n');
+        let mut line = Vec::new();
+        for record in records {
+            line.extend(serde_json::to_vec(record).map_err(|e| werr(std::io::Error::other(e)))?);
+            line.push(b'\n');
+        }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)

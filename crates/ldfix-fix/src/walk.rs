@@ -1,5 +1,4 @@
-//! Finding the files of a tree: ELF files, `#!` scripts, and the stale temporary files of a run
-//! that was killed.
+//! Finding the files of a tree, and the stale temporary files of a run that was killed.
 //!
 //! Directories are walked without following symlinks: a symlink inside the tree is either the
 //! name of another file of the tree (visited under its own name) or points out of it (into the
@@ -15,10 +14,8 @@ use crate::journal::STATE_DIR;
 /// What the walk found.
 #[derive(Debug, Default)]
 pub(crate) struct Found {
-    /// Regular files that start with the ELF magic.
-    pub(crate) elf: Vec<PathBuf>,
-    /// Executable regular files that start with `#!`.
-    pub(crate) scripts: Vec<PathBuf>,
+    /// Regular files (the caller reads them in parallel and keeps ELF files and scripts).
+    pub(crate) files: Vec<PathBuf>,
     /// `.NAME.ldfix-PID-N` files left by a killed replacement (see `write.rs`).
     pub(crate) stale_temps: Vec<PathBuf>,
 }
@@ -31,7 +28,7 @@ pub(crate) fn walk(root: &Path) -> Result<Found, FixError> {
         source,
     })?;
     if !meta.is_dir() {
-        classify(root, &mut found);
+        found.files.push(root.to_owned());
         return Ok(found);
     }
     let mut stack = vec![root.to_path_buf()];
@@ -58,35 +55,13 @@ pub(crate) fn walk(root: &Path) -> Result<Found, FixError> {
                 if is_temp_name(&name) {
                     found.stale_temps.push(entry.path());
                 } else {
-                    classify(&entry.path(), &mut found);
+                    found.files.push(entry.path());
                 }
             }
         }
     }
-    found.elf.sort();
-    found.scripts.sort();
+    found.files.sort();
     Ok(found)
-}
-
-fn classify(path: &Path, found: &mut Found) {
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return;
-    };
-    let mut head = [0u8; 4];
-    let Ok(()) = file.read_exact(&mut head) else {
-        return;
-    };
-    if &head == b"\x7fELF" {
-        found.elf.push(path.to_owned());
-    } else if head.starts_with(b"#!")
-        && file
-            .metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    {
-        found.scripts.push(path.to_owned());
-    }
 }
 
 /// `.NAME.ldfix-PID-N`, the temporary name `write::replace_file` uses.
