@@ -456,3 +456,86 @@ fn kill_during_fix_of_a_large_tree_never_leaves_a_broken_file() {
         }
     }
 }
+
+/// A library package `NAME-VERSION/lib/libNAME.so.1` added to the store (no GC root).
+fn store_lib(tmp: &Path, uniq: &str, version: &str) -> PathBuf {
+    let soname = format!("lib{uniq}.so.1");
+    let pkg = tmp.join(format!("{uniq}-{version}"));
+    gcc(
+        &pkg.join("lib").join(&soname),
+        &format!("int gc_answer(void){{return {};}}", 40 + version.len()),
+        &["-shared", "-fPIC", &format!("-Wl,-soname,{soname}")],
+    );
+    add_to_store(&pkg)
+}
+
+#[test]
+fn update_repoints_to_the_newer_provider_and_drops_the_old_root() {
+    let tmp = scratch("update-");
+    let uniq = format!("ldfixup{}", std::process::id());
+    let old = store_lib(tmp.path(), &uniq, "1.0");
+    let app = tmp.path().join("app");
+    gcc(
+        &app.join("bin/answer"),
+        "#include <stdio.h>\nint gc_answer(void); int main(void){printf(\"%d\\n\", gc_answer()); return 0;}",
+        &[&format!("-L{}/lib", old.display()), &format!("-l:lib{uniq}.so.1")],
+    );
+    let original = std::fs::read(app.join("bin/answer")).unwrap();
+    let a = app.display();
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {a}"));
+    assert_eq!(fix.status, 0, "{fix}");
+    assert!(fix.stdout.contains(&old.display().to_string()), "{fix}");
+
+    // A newer package appears (a system update); plain fix keeps the working file as it is.
+    let new = store_lib(tmp.path(), &uniq, "2.0.1");
+    let again = sh(tmp.path(), &format!("$LDFIX fix {a}"));
+    assert!(again.stdout.contains("0 of 1 ELF files changed"), "{again}");
+    let update = sh(
+        tmp.path(),
+        &format!("$LDFIX fix --update {a} && {a}/bin/answer"),
+    );
+    assert_eq!(update.status, 0, "{update}");
+    assert!(
+        update.stdout.contains(&new.display().to_string()),
+        "{update}"
+    );
+    assert!(update.stdout.contains("dropped GC roots"), "{update}");
+    assert!(
+        update.stdout.contains("45"),
+        "the new library is used: {update}"
+    );
+    assert!(try_collect(&old), "the old provider's root was not dropped");
+    assert!(!try_collect(&new), "the new provider is not rooted");
+
+    // Undo walks back through both changes.
+    let undo = sh(tmp.path(), &format!("$LDFIX undo {a}"));
+    assert_eq!(undo.status, 0, "{undo}");
+    assert_eq!(std::fs::read(app.join("bin/answer")).unwrap(), original);
+    assert!(try_collect(&new));
+}
+
+#[test]
+fn check_flags_a_copied_tree_and_fix_roots_it_again() {
+    let tmp = scratch("moved-");
+    let app = tmp.path().join("app");
+    gcc(&app.join("bin/hasher"), CRYPT_C, &["-lcrypt"]);
+    let copy = tmp.path().join("copy");
+    let fix = sh(
+        tmp.path(),
+        &format!(
+            "$LDFIX fix {a} && cp -a {a} {c} && $LDFIX fix --check {c}",
+            a = app.display(),
+            c = copy.display()
+        ),
+    );
+    assert_eq!(fix.status, 1, "{fix}");
+    assert!(fix.stdout.contains("moved or copied"), "{fix}");
+    let refix = sh(
+        tmp.path(),
+        &format!(
+            "$LDFIX fix {c} && $LDFIX fix --check {c} && {c}/bin/hasher",
+            c = copy.display()
+        ),
+    );
+    assert_eq!(refix.status, 0, "{refix}");
+}
