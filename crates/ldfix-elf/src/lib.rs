@@ -8,6 +8,6 @@ pub mod edit;
 pub mod read;
 
 pub use read::{
-    parse, parse_file, Class, DlopenEntry, DynEntry, ElfInfo, Endian, FileKind, GlibcVersion,
-    LibcFlavour, ReadError, Segment, VersionNeed,
+    is_glibc_family, parse, parse_file, Class, DlopenEntry, DynEntry, ElfInfo, Endian, FileKind,
+    GlibcVersion, LibcFlavour, ReadError, Segment, VersionNeed,
 };

@@ -1,40 +1,8 @@
 //! Libraries that are special: the glibc family (only ever from the glibc that matches the
-//! program's interpreter) and GPU driver libraries (only ever from the driver directory).
+//! program's interpreter; defined in ldfix-elf, shared with the loader emulation) and GPU driver
+//! libraries (only ever from the driver directory).
 
-/// SONAMEs that belong to glibc itself. Mixing two glibcs in one process crashes, so these are
-/// never offered from a package other than the loader's own glibc. (auditwheel's policy lists and
-/// glibc's own `shlib-versions`; see `shared/research/autopatchelf-nixindex-auditwheel.md` §6.)
-const GLIBC_FAMILY: &[&[u8]] = &[
-    b"libc.so.6",
-    b"libm.so.6",
-    b"libmvec.so.1",
-    b"libpthread.so.0",
-    b"libdl.so.2",
-    b"librt.so.1",
-    b"libresolv.so.2",
-    b"libutil.so.1",
-    b"libanl.so.1",
-    b"libBrokenLocale.so.1",
-    b"libnss_files.so.2",
-    b"libnss_dns.so.2",
-    b"libnss_compat.so.2",
-    b"libnss_db.so.2",
-    b"libnss_hesiod.so.2",
-    b"libthread_db.so.1",
-    b"libc_malloc_debug.so.0",
-    b"libmemusage.so",
-    b"libpcprofile.so",
-    b"libSegFault.so",
-];
-
-/// Whether `soname` is part of glibc (the loaders `ld-linux*.so.*`, `ld64.so.*`, `ld.so.1`
-/// included).
-pub fn is_glibc_family(soname: &[u8]) -> bool {
-    GLIBC_FAMILY.contains(&soname)
-        || soname.starts_with(b"ld-linux")
-        || soname.starts_with(b"ld64.so.")
-        || soname == b"ld.so.1"
-}
+pub use ldfix_elf::is_glibc_family;
 
 /// Whether `name` is a GPU driver library: it must match the running kernel module, so it is
 /// provided by `/run/opengl-driver/lib` and nowhere else (a copy in some store path is the wrong

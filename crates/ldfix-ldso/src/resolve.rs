@@ -1514,26 +1514,7 @@ impl<'r, 'a> Walk<'r, 'a> {
     }
 }
 
-/// Libraries that must come from the same glibc build as the loader (research notes §6.2).
-pub fn is_glibc_family(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 14] = [
-        b"libc.so.6",
-        b"libm.so.6",
-        b"libmvec.so.1",
-        b"libpthread.so.0",
-        b"libdl.so.2",
-        b"librt.so.1",
-        b"libutil.so.1",
-        b"libresolv.so.2",
-        b"libnsl.so.1",
-        b"libanl.so.1",
-        b"libBrokenLocale.so.1",
-        b"libthread_db.so.1",
-        b"libc_malloc_debug.so.0",
-        b"libmemusage.so",
-    ];
-    NAMES.contains(&name) || (name.starts_with(b"libnss_") && name.ends_with(b".so.2"))
-}
+pub use ldfix_elf::is_glibc_family;
 
 /// The cache lookup parameters of a loader on a CPU (`_DL_CACHE_DEFAULT_ID` per architecture,
 /// glibc `sysdeps/unix/sysv/linux/*/dl-cache.h`).

@@ -81,6 +81,36 @@ pub fn host_machine() -> (u16, Class, Endian) {
     (machine.0, class, endian)
 }
 
+/// SONAMEs that belong to glibc itself: the loaders, libc and the libraries built with it. Mixing
+/// two glibcs in one process crashes, so these only ever come from the glibc of the program's
+/// own loader (auditwheel's policy lists and glibc's `shlib-versions`; see
+/// `shared/research/autopatchelf-nixindex-auditwheel.md` §6).
+pub fn is_glibc_family(soname: &[u8]) -> bool {
+    const NAMES: &[&[u8]] = &[
+        b"libc.so.6",
+        b"libm.so.6",
+        b"libmvec.so.1",
+        b"libpthread.so.0",
+        b"libdl.so.2",
+        b"librt.so.1",
+        b"libutil.so.1",
+        b"libresolv.so.2",
+        b"libnsl.so.1",
+        b"libanl.so.1",
+        b"libBrokenLocale.so.1",
+        b"libthread_db.so.1",
+        b"libc_malloc_debug.so.0",
+        b"libmemusage.so",
+        b"libpcprofile.so",
+        b"libSegFault.so",
+    ];
+    NAMES.contains(&soname)
+        || (soname.starts_with(b"libnss_") && soname.ends_with(b".so.2"))
+        || soname.starts_with(b"ld-linux")
+        || soname.starts_with(b"ld64.so.")
+        || soname == b"ld.so.1"
+}
+
 /// The C library a file uses, from its interpreter, then its NEEDED entries, then its SONAME
 /// (for the C libraries and loaders themselves).
 pub(crate) fn libc_flavour(

@@ -16,7 +16,7 @@ use std::path::Path;
 pub use error::ReadError;
 pub use facts::{
     classify_interpreter, dt_flags_1_names, dt_flags_names, host_can_run, host_machine,
-    machine_name, os_abi_name, parse_shebang, InterpreterKind, Shebang,
+    is_glibc_family, machine_name, os_abi_name, parse_shebang, InterpreterKind, Shebang,
 };
 pub use parse::parse;
 pub use source::{read_candidate, Contents, FileBytes, HEAD_LEN};
