@@ -539,3 +539,38 @@ fn check_flags_a_copied_tree_and_fix_roots_it_again() {
     );
     assert_eq!(refix.status, 0, "{refix}");
 }
+
+#[test]
+fn i386_program_is_refused_and_broken_script_reported() {
+    let tmp = scratch("i386-");
+    let app = tmp.path().join("app");
+    gcc(
+        &app.join("bin/hello32"),
+        "int main(void){return 0;}",
+        &["-m32"],
+    );
+    let script = app.join("bin/tool.sh");
+    std::fs::write(&script, "#!/bin/bash\necho hi\n").unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let original = snapshot(&app);
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {}", app.display()));
+    assert_eq!(fix.status, 1, "{fix}");
+    assert!(fix.stdout.contains("not fixed:"), "{fix}");
+    assert!(
+        fix.stdout.contains("never gives it a 64-bit x86_64 loader"),
+        "{fix}"
+    );
+    assert!(
+        fix.stdout.contains("script:") && fix.stdout.contains("/bin/bash"),
+        "{fix}"
+    );
+    assert_eq!(
+        bytes_only(&snapshot(&app)),
+        bytes_only(&original),
+        "an i386 file was modified"
+    );
+}
