@@ -1,7 +1,9 @@
 //! `undo`: restores the files `fix` changed, newest change first, each only when it is exactly
 //! what `fix` wrote; then removes the GC roots once nothing of the tree refers to them.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 use crate::engine::Machine;
@@ -44,6 +46,57 @@ pub fn undo(paths: &[PathBuf], machine: &Machine) -> Result<UndoReport, FixError
     Ok(report)
 }
 
+/// What became of one file.
+enum FileUndo {
+    Restored,
+    AlreadyOriginal,
+    Gone,
+    Modified,
+    Failed(String),
+}
+
+/// Undoes the records of one file, newest first, in memory; writes the file once.
+fn undo_file(file: &Path, records: &[&Record]) -> FileUndo {
+    let Ok(mut data) = std::fs::read(file) else {
+        return FileUndo::Gone;
+    };
+    let mut changed = false;
+    for record in records.iter().rev() {
+        if record.is_original(&data) {
+            // Journaled, but the run stopped before the rename.
+            continue;
+        }
+        if !record.is_written(&data) {
+            return FileUndo::Modified;
+        }
+        match record.restore(&data) {
+            Some(original) => {
+                data = original;
+                changed = true;
+            }
+            None => {
+                return FileUndo::Failed(format!(
+                    "{}: the journal record does not restore the original (hash mismatch)",
+                    file.display()
+                ))
+            }
+        }
+    }
+    if !changed {
+        return FileUndo::AlreadyOriginal;
+    }
+    match replace_file(
+        file,
+        &data,
+        WriteOptions {
+            split_hard_links: true,
+        },
+    ) {
+        Ok(()) => FileUndo::Restored,
+        Err(e) => FileUndo::Failed(e.to_string()),
+    }
+}
+
 fn undo_tree(
     root: &Path,
     only: &Path,
@@ -52,72 +105,47 @@ fn undo_tree(
 ) -> Result<(), FixError> {
     let journal = Journal::of_tree(root);
     let records = journal.records()?;
-    let mut keep: Vec<Record> = Vec::new();
-    // Files whose newer change could not be undone: their older records stay too.
-    let mut stuck: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut kept_rev: Vec<Record> = Vec::new();
-    for record in records.iter().rev() {
-        let Some(rel) = record.rel_path() else {
-            kept_rev.push(record.clone());
-            continue;
-        };
-        let file = root.join(&rel);
-        if !file.starts_with(only) || stuck.contains(&file) {
-            kept_rev.push(record.clone());
-            continue;
+    let mut keep: Vec<usize> = Vec::new();
+    let mut by_file: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+    for (n, record) in records.iter().enumerate() {
+        match record.rel_path().map(|rel| root.join(rel)) {
+            Some(file) if file.starts_with(only) => by_file.entry(file).or_default().push(n),
+            _ => keep.push(n),
         }
+    }
+    let files: Vec<(&PathBuf, &Vec<usize>)> = by_file.iter().collect();
+    // Files are independent; the writes wait on fsync, so many run at once.
+    let run = |(file, ns): &(&PathBuf, &Vec<usize>)| {
+        let recs: Vec<&Record> = ns.iter().filter_map(|n| records.get(*n)).collect();
+        undo_file(file, &recs)
+    };
+    let outcomes: Vec<FileUndo> = match rayon::ThreadPoolBuilder::new().num_threads(16).build() {
+        Ok(pool) => pool.install(|| files.par_iter().map(run).collect()),
+        Err(_) => files.iter().map(run).collect(),
+    };
+    for ((file, ns), outcome) in files.iter().zip(outcomes) {
         let shown = file.display().to_string();
-        let data = match std::fs::read(&file) {
-            Ok(d) => d,
-            Err(_) => {
-                report.gone.push(shown);
-                continue;
+        match outcome {
+            FileUndo::Restored => report.restored.push(shown),
+            FileUndo::AlreadyOriginal => report.already_original.push(shown),
+            FileUndo::Gone => report.gone.push(shown),
+            FileUndo::Modified => {
+                report.modified.push(shown);
+                keep.extend(ns.iter().copied());
             }
-        };
-        if record.is_original(&data) {
-            // Journaled, but the run stopped before the rename.
-            if !report.already_original.contains(&shown) && !report.restored.contains(&shown) {
-                report.already_original.push(shown);
-            }
-            continue;
-        }
-        if !record.is_written(&data) {
-            report.modified.push(shown);
-            stuck.insert(file);
-            kept_rev.push(record.clone());
-            continue;
-        }
-        let Some(original) = record.restore(&data) else {
-            report.errors.push(format!(
-                "{shown}: the journal record does not restore the original (hash mismatch)"
-            ));
-            stuck.insert(file);
-            kept_rev.push(record.clone());
-            continue;
-        };
-        match replace_file(
-            &file,
-            &original,
-            WriteOptions {
-                split_hard_links: true,
-            },
-        ) {
-            Ok(()) => {
-                report.already_original.retain(|s| s != &shown);
-                if !report.restored.contains(&shown) {
-                    report.restored.push(shown);
-                }
-            }
-            Err(e) => {
-                report.errors.push(e.to_string());
-                stuck.insert(file);
-                kept_rev.push(record.clone());
+            FileUndo::Failed(e) => {
+                report.errors.push(e);
+                keep.extend(ns.iter().copied());
             }
         }
     }
-    keep.extend(kept_rev.into_iter().rev());
-    journal.rewrite(&keep)?;
-    if keep.is_empty() {
+    keep.sort_unstable();
+    let kept: Vec<Record> = keep
+        .iter()
+        .filter_map(|n| records.get(*n).cloned())
+        .collect();
+    journal.rewrite(&kept)?;
+    if kept.is_empty() {
         let roots = Roots::new(root, machine.nix.as_ref(), &machine.gcroots_auto);
         report
             .unrooted
