@@ -595,3 +595,78 @@ fn i386_program_is_refused_and_broken_script_reported() {
         "an i386 file was modified"
     );
 }
+
+/// Copies `src` into `dst` (regular files, directories and symlinks as they are).
+fn copy_tree(src: &Path, dst: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let t = e.file_type().unwrap();
+        let to = dst.join(&name);
+        if t.is_dir() {
+            copy_tree(&e.path(), &to, skip);
+        } else if t.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &to).unwrap();
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+#[test]
+fn foreign_cpython_prefix_runs_and_imports_ssl_sqlite3_ctypes_after_fix() {
+    // An FHS CPython prefix: Debian's python3.11 and its standard library (with lib-dynload's
+    // extension modules, which need libssl, libsqlite3, libffi from the machine).
+    let python = Path::new("/usr/bin/python3.11");
+    let stdlib = Path::new("/usr/lib/python3.11");
+    assert!(
+        python.is_file() && stdlib.is_dir(),
+        "needs Debian's python3.11: apt-get install -y python3.11"
+    );
+    let tmp = scratch("cpython-");
+    let prefix = tmp.path().join("python");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::copy(python, prefix.join("bin/python3.11")).unwrap();
+    copy_tree(
+        stdlib,
+        &prefix.join("lib/python3.11"),
+        &["dist-packages", "site-packages", "__pycache__", "test"],
+    );
+    let py = prefix.join("bin/python3.11");
+    let imports = "import ssl, sqlite3, ctypes; print('ok', ssl.OPENSSL_VERSION, sqlite3.sqlite_version, ctypes.sizeof(ctypes.c_void_p))";
+    let line = format!("{} -c \"{imports}\"", py.display());
+
+    let stub = sh(tmp.path(), &line);
+    assert_eq!(stub.status, 127, "{stub}");
+    assert!(stub.stderr.contains("NixOS cannot run"), "{stub}");
+    let absent = world()
+        .sandbox()
+        .lib64(Lib64::Absent)
+        .bind(tmp.path())
+        .sh(&line)
+        .unwrap();
+    assert_eq!(absent.status, 127, "{absent}");
+
+    // Optional modules need libraries the machine lacks (libuuid, libnsl, Berkeley DB): they are
+    // reported with their nixpkgs attribute, and fix exits 1; everything else is fixed.
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {}", prefix.display()));
+    assert_eq!(fix.status, 1, "{fix}");
+    assert!(fix.stdout.contains("missing: libuuid.so.1"), "{fix}");
+    assert!(fix.stdout.contains("nixpkgs#libuuid"), "{fix}");
+    let run = sh(tmp.path(), &line);
+    assert_eq!(run.status, 0, "{run}");
+    assert!(run.stdout.contains("ok OpenSSL 3"), "{run}");
+    assert!(run.stdout.contains(" 8\n"), "{run}");
+    // Without /lib64 at all, the fixed interpreter still starts it.
+    let absent = world()
+        .sandbox()
+        .lib64(Lib64::Absent)
+        .bind(tmp.path())
+        .sh(&line)
+        .unwrap();
+    assert_eq!(absent.status, 0, "{absent}");
+}
