@@ -41,6 +41,16 @@ fn sh(dir: &Path, line: &str) -> RunOutput {
         .unwrap()
 }
 
+/// [`sh`] on a NixOS without stub-ld: no `/lib64` at all.
+fn sh_no_lib64(dir: &Path, line: &str) -> RunOutput {
+    world()
+        .sandbox()
+        .lib64(Lib64::Absent)
+        .bind(dir)
+        .sh(line)
+        .unwrap()
+}
+
 fn gcc(out: &Path, source: &str, args: &[&str]) {
     let dir = out.parent().unwrap();
     std::fs::create_dir_all(dir).unwrap();
@@ -112,12 +122,7 @@ fn fhs_program_needing_libcrypt_runs_after_fix_and_undo_restores_it() {
             .contains("NixOS cannot run dynamically linked executables"),
         "{before}"
     );
-    let no_lib64 = world()
-        .sandbox()
-        .lib64(Lib64::Absent)
-        .bind(tmp.path())
-        .sh(&format!("{p}"))
-        .unwrap();
+    let no_lib64 = sh_no_lib64(tmp.path(), &format!("{p}"));
     assert_eq!(no_lib64.status, 127, "{no_lib64}");
 
     let check = sh(tmp.path(), &format!("$LDFIX fix --check {a}"));
@@ -643,12 +648,7 @@ fn foreign_cpython_prefix_runs_and_imports_ssl_sqlite3_ctypes_after_fix() {
     let stub = sh(tmp.path(), &line);
     assert_eq!(stub.status, 127, "{stub}");
     assert!(stub.stderr.contains("NixOS cannot run"), "{stub}");
-    let absent = world()
-        .sandbox()
-        .lib64(Lib64::Absent)
-        .bind(tmp.path())
-        .sh(&line)
-        .unwrap();
+    let absent = sh_no_lib64(tmp.path(), &line);
     assert_eq!(absent.status, 127, "{absent}");
 
     // Optional modules need libraries the machine lacks (libuuid, libnsl, Berkeley DB): they are
@@ -662,11 +662,6 @@ fn foreign_cpython_prefix_runs_and_imports_ssl_sqlite3_ctypes_after_fix() {
     assert!(run.stdout.contains("ok OpenSSL 3"), "{run}");
     assert!(run.stdout.contains(" 8\n"), "{run}");
     // Without /lib64 at all, the fixed interpreter still starts it.
-    let absent = world()
-        .sandbox()
-        .lib64(Lib64::Absent)
-        .bind(tmp.path())
-        .sh(&line)
-        .unwrap();
+    let absent = sh_no_lib64(tmp.path(), &line);
     assert_eq!(absent.status, 0, "{absent}");
 }
