@@ -16,7 +16,7 @@ store=$work/nix/store
 cache=$work/cache
 
 cargo build --release --quiet --bin ldfix
-ldfix=$PWD/target/release/ldfix
+ldfix=${CARGO_TARGET_DIR:-$PWD/target}/release/ldfix
 
 if [[ ! -f $work/.built-$paths-$libs-$others ]]; then
     rm -rf "$work"; mkdir -p "$store"
@@ -66,7 +66,7 @@ start=$(date +%s.%N)
 "${ldfix_cmd[@]}" locate --rebuild --stats >/dev/null 2>&1
 cold=$(python3 -c "import time; print(time.time() - $start)")
 echo "cold index build:            $(ms "$cold") ms"
-echo "warm refresh (p50, process): $(median_ms 20 "${ldfix_cmd[@]}" locate --stats) ms (includes process start)"
+echo "locate --stats p50 (process): $(median_ms 20 "${ldfix_cmd[@]}" locate --stats) ms (process start, refresh, and decoding every library to count them)"
 "${ldfix_cmd[@]}" locate --stats --json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print("warm refresh (in process):   %.1f ms" % d["refresh_ms"])'
 echo "ldfix locate $query p50:  $(median_ms 30 "${ldfix_cmd[@]}" locate "$query") ms"
 LDFIX_BENCH_CACHE=$cache/bench.bin cargo bench --quiet -p ldfix-index --bench lookup 2>/dev/null | grep in_process
