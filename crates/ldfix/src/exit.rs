@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 /// How a subcommand ended, as far as the exit status is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code, reason = "the other outcomes come with their subcommands")]
 pub(crate) enum Outcome {
     /// Everything asked for was done; nothing needs attention.
     Success,

@@ -10,7 +10,6 @@ pub(crate) struct Printer {
     verbosity: i8,
 }
 
-#[allow(dead_code, reason = "data, info and warn are used as subcommands land")]
 impl Printer {
     pub(crate) fn new(verbose: u8, quiet: bool) -> Self {
         let verbosity = if quiet {
