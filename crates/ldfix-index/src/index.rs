@@ -389,14 +389,16 @@ fn refresh_store<'a>(
 
     // Only valid (registered, fully built) paths are indexed. Checked for new paths only: a
     // valid path stays valid until it is collected, and then it vanishes from the listing.
-    let validity = match nix {
-        Some(cli) if !new.is_empty() => {
-            let paths: Vec<StorePath> = new.iter().map(|(path, _)| path.clone()).collect();
-            stats.validity_checked = true;
-            cli.check_validity(&paths)?
-        }
-        _ => vec![true; new.len()],
+    // Through the Nix CLI where there is one, else by reading Nix's database; when neither
+    // works every path counts as valid and the caller warns.
+    let paths: Vec<StorePath> = new.iter().map(|(path, _)| path.clone()).collect();
+    let checked = match nix {
+        _ if new.is_empty() => None,
+        Some(cli) => Some(cli.check_validity(&paths)?),
+        None => ldfix_nix::database_validity(store, &paths),
     };
+    stats.validity_checked = checked.is_some();
+    let validity = checked.unwrap_or_else(|| vec![true; new.len()]);
     let mut to_scan = Vec::new();
     for ((store_path, key), valid) in new.into_iter().zip(validity) {
         if valid {

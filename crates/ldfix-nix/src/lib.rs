@@ -5,12 +5,14 @@
 //! the search `PATH` in explicitly, so the static ldfix and its tests decide what is seen.
 
 mod cli;
+mod database;
 mod error;
 mod name;
 mod profile;
 mod store;
 
 pub use cli::NixCli;
+pub use database::database_validity;
 pub use error::NixError;
 pub use name::{compare_versions, PackageName};
 pub use profile::{profile_candidates, resolve_profile, ProfileEnv, ProfileKind, ProfileSource};

@@ -148,14 +148,21 @@ fn unregistered_store_paths_are_not_offered_when_nix_can_tell() {
         fake.join("lib/libz.so.1"),
     )
     .unwrap();
+    // With the Nix CLI, and without it (then Nix's database is read directly).
     let with_cli = ldfix_in_sandbox(Lib64::StubLd, true, &["locate", "--json", "libz.so.1"]);
+    let without_cli = ldfix_in_sandbox(Lib64::StubLd, false, &["locate", "--json", "libz.so.1"]);
     std::fs::remove_dir_all(fake).unwrap();
-    assert!(with_cli.success(), "{with_cli}");
-    let doc = json(&with_cli);
-    for provider in doc["results"][0]["providers"].as_array().unwrap() {
-        assert_ne!(
-            provider["version"], "9.9.9",
-            "unregistered path offered:\n{with_cli}"
-        );
+    for out in [with_cli, without_cli] {
+        assert!(out.success(), "{out}");
+        assert!(!out.stderr.contains("without checking"), "{out}");
+        let doc = json(&out);
+        let providers = doc["results"][0]["providers"].as_array().unwrap();
+        assert!(providers.iter().any(|p| p["package"] == "zlib"), "{out}");
+        for provider in providers {
+            assert_ne!(
+                provider["version"], "9.9.9",
+                "unregistered path offered:\n{out}"
+            );
+        }
     }
 }

@@ -23,9 +23,11 @@ pub(crate) fn run(args: &LocateArgs, printer: &Printer) -> anyhow::Result<Outcom
     if let Some(problem) = &stats.cache_problem {
         printer.info(&format!("index: rebuilt from scratch ({problem})"));
     }
-    if config.nix.is_none() && stats.store_paths_scanned > 0 {
-        printer
-            .warn("no nix-store in PATH: store paths were indexed without checking their validity");
+    if !stats.validity_checked && stats.store_paths_scanned > 0 {
+        printer.warn(
+            "no nix-store in PATH and no readable Nix database: store paths were indexed without \
+             checking that they are valid",
+        );
     }
     printer.verbose(&format!(
         "index: {} store paths ({} scanned, {} dropped), {:.1} ms",
