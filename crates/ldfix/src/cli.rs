@@ -98,6 +98,11 @@ pub(crate) struct LocateArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) from: Vec<PathBuf>,
 
+    /// Rank first, and count as usable, only providers that define this symbol version (for
+    /// example GLIBCXX_3.4.30); repeatable.
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) needs: Vec<OsString>,
+
     /// Rebuild the library index from scratch.
     #[arg(long)]
     pub(crate) rebuild: bool,

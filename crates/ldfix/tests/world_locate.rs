@@ -166,3 +166,40 @@ fn unregistered_store_paths_are_not_offered_when_nix_can_tell() {
         }
     }
 }
+
+#[test]
+fn locate_needs_ranks_by_defined_symbol_versions() {
+    // Debian 12's libstdc++ (gcc 12) defines GLIBCXX_3.4.30 but not 3.4.32 (gcc 13).
+    let out = ldfix_in_sandbox(
+        Lib64::StubLd,
+        true,
+        &[
+            "locate",
+            "--json",
+            "--needs",
+            "GLIBCXX_3.4.30",
+            "libstdc++.so.6",
+        ],
+    );
+    assert!(out.success(), "{out}");
+    let first = &json(&out)["results"][0]["providers"][0];
+    assert_eq!(
+        first["missing_versions"].as_array().unwrap().len(),
+        0,
+        "{out}"
+    );
+
+    let out = ldfix_in_sandbox(
+        Lib64::StubLd,
+        true,
+        &["locate", "--needs", "GLIBCXX_3.4.32", "libstdc++.so.6"],
+    );
+    assert_eq!(
+        out.status, 1,
+        "no provider defines it, so nothing usable:\n{out}"
+    );
+    assert!(
+        out.stdout.contains("does not define GLIBCXX_3.4.32"),
+        "{out}"
+    );
+}

@@ -46,7 +46,10 @@ pub(crate) fn run(args: &LocateArgs, printer: &Printer) -> anyhow::Result<Outcom
         return Ok(Outcome::Success);
     }
 
-    let requester = Requester::x86_64_glibc();
+    let requester = Requester {
+        versions: args.needs.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        ..Requester::x86_64_glibc()
+    };
     let mut all_found = true;
     let mut text = String::new();
     let mut json_results = Vec::new();
@@ -131,6 +134,14 @@ impl<'a> Answer<'a> {
             let mut why = vec![lib.source.describe().to_owned()];
             if !provider.compatible {
                 why.push("incompatible with x86_64 glibc programs".into());
+            }
+            if !provider.missing_versions.is_empty() {
+                let missing: Vec<_> = provider
+                    .missing_versions
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect();
+                why.push(format!("does not define {}", missing.join(", ")));
             }
             let _ = writeln!(
                 out,
