@@ -22,13 +22,9 @@ pub fn database_validity(store: &StoreDir, paths: &[StorePath]) -> Option<Vec<bo
     )
 }
 
-/// Every path in `ValidPaths`. Opened read-only: ldfix never writes Nix's database.
+/// Every path in `ValidPaths`.
 fn registered_paths(database: &Path) -> Option<HashSet<Vec<u8>>> {
-    if !database.is_file() {
-        return None;
-    }
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = Connection::open_with_flags(database, flags).ok()?;
+    let connection = open_read_only(database)?;
     let mut statement = connection.prepare("SELECT path FROM ValidPaths").ok()?;
     let rows = statement
         .query_map([], |row| {
@@ -37,4 +33,37 @@ fn registered_paths(database: &Path) -> Option<HashSet<Vec<u8>>> {
         })
         .ok()?;
     rows.collect::<Result<HashSet<_>, _>>().ok()
+}
+
+/// The direct references of a valid store path, from Nix's database (table `Refs`); `None` when
+/// the database cannot be read. The same answer as `nix-store --query --references`.
+pub fn database_references(store: &StoreDir, path: &StorePath) -> Option<Vec<StorePath>> {
+    let connection = open_read_only(&store.database()?)?;
+    let mut statement = connection
+        .prepare(
+            "SELECT target.path FROM ValidPaths AS source \
+             JOIN Refs ON Refs.referrer = source.id \
+             JOIN ValidPaths AS target ON target.id = Refs.reference \
+             WHERE source.path = ?1",
+        )
+        .ok()?;
+    let key = path.path().to_str()?;
+    let rows = statement
+        .query_map([key], |row| row.get::<_, String>(0))
+        .ok()?;
+    let mut references: Vec<StorePath> = rows
+        .filter_map(Result::ok)
+        .filter_map(|text| store.store_path_of(Path::new(&text)))
+        .collect();
+    references.sort();
+    Some(references)
+}
+
+/// Opens the database read-only: ldfix never writes Nix's database.
+fn open_read_only(database: &Path) -> Option<Connection> {
+    if !database.is_file() {
+        return None;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(database, flags).ok()
 }

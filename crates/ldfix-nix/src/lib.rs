@@ -12,7 +12,7 @@ mod profile;
 mod store;
 
 pub use cli::NixCli;
-pub use database::database_validity;
+pub use database::{database_references, database_validity};
 pub use error::NixError;
 pub use name::{compare_versions, PackageName};
 pub use profile::{profile_candidates, resolve_profile, ProfileEnv, ProfileKind, ProfileSource};
