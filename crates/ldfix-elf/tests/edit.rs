@@ -75,17 +75,25 @@ fn check_sample(sample: &Sample) -> Vec<String> {
                 ));
             }
         }
-        // strip still understands the result, and the stripped file still works.
+        // strip and objcopy still understand the result, and what they write still works.
         let stripped = out.with_extension("stripped");
-        let (sok, serr) =
-            edit_corpus::try_run(Command::new("strip").arg("-o").arg(&stripped).arg(&out));
-        if !sok {
-            failures.push(format!("{} {}: strip fails: {serr}", sample.name, op.name));
-        } else if sample.exercise(&stripped) != (true, want.clone()) {
-            failures.push(format!(
-                "{} {}: the stripped result does not work",
-                sample.name, op.name
-            ));
+        let copied = out.with_extension("objcopied");
+        let mut strip = Command::new("strip");
+        strip.arg("-o").arg(&stripped).arg(&out);
+        let mut objcopy = Command::new("objcopy");
+        objcopy.arg(&out).arg(&copied);
+        for (tool, mut command, result) in
+            [("strip", strip, &stripped), ("objcopy", objcopy, &copied)]
+        {
+            let (ok, err) = edit_corpus::try_run(&mut command);
+            if !ok {
+                failures.push(format!("{} {}: {tool} fails: {err}", sample.name, op.name));
+            } else if sample.exercise(result) != (true, want.clone()) {
+                failures.push(format!(
+                    "{} {}: the result of {tool} does not work",
+                    sample.name, op.name
+                ));
+            }
         }
     }
     failures
