@@ -8,6 +8,7 @@
 
 pub mod fixtures;
 pub mod loader;
+pub mod references;
 pub mod sandbox;
 mod store;
 mod util;

@@ -32,16 +32,7 @@ fn ok(cmd: &mut Command) -> String {
 }
 
 fn patchelf_019() -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("patchelf-0.19/patchelf");
-    assert!(
-        path.exists(),
-        "patchelf 0.19 is missing at {}; fetch it with: CARGO_TARGET_DIR=<target dir> bench/patch-fetch-patchelf.sh",
-        path.display()
-    );
-    path
+    ldfix_testworld::references::patchelf_019(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
 struct Fixture {
