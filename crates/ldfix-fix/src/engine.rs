@@ -815,7 +815,8 @@ fn choose_newer_glibcs(
         }
     };
     glibcs.sort_by_key(|g| std::cmp::Reverse(g.version));
-    let mut used: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    // Loader → the files given it and the versions they need that the system glibc lacks.
+    let mut used: BTreeMap<PathBuf, (Vec<String>, BTreeSet<String>)> = BTreeMap::new();
     for n in needy {
         let Some(item) = items.get_mut(n) else {
             continue;
@@ -839,9 +840,9 @@ fn choose_newer_glibcs(
                     )
                 });
                 item.diag = request_item_diag;
-                used.entry(g.loader.clone())
-                    .or_default()
-                    .push(shown(&item.path));
+                let entry = used.entry(g.loader.clone()).or_default();
+                entry.0.push(shown(&item.path));
+                entry.1.extend(versions);
             }
             None => {
                 item.refused = Some(format!(
@@ -854,15 +855,16 @@ fn choose_newer_glibcs(
             }
         }
     }
-    for (loader, files) in used {
+    for (loader, (files, versions)) in used {
         if let Some(g) = glibcs.iter().find(|g| g.loader == loader) {
             report.loaders.push(LoaderChoice {
                 loader: shown(&g.loader),
                 glibc: format!("{}.{}", g.version.0, g.version.1),
                 why: format!(
-                    "{} need{} symbol versions newer than the system glibc {}.{} defines",
+                    "{} need{} {}, newer than the system glibc {}.{} defines",
                     files.join(", "),
                     if files.len() == 1 { "s" } else { "" },
+                    versions.into_iter().collect::<Vec<_>>().join(", "),
                     system.version.0,
                     system.version.1
                 ),

@@ -6,6 +6,7 @@
 //! store paths, profiles, the sandbox runner and the fixtures. `docs/testworld.md` explains the
 //! design.
 
+mod debian13;
 pub mod fixtures;
 pub mod loader;
 pub mod references;
@@ -13,6 +14,7 @@ pub mod sandbox;
 mod store;
 mod util;
 
+pub use debian13::Debian13;
 pub use fixtures::{Fixture, Fixtures};
 pub use sandbox::{Env, Lib64, RunOutput, Sandbox};
 pub use store::STUB_LD_MESSAGE;
@@ -49,6 +51,8 @@ pub fn c_dir() -> PathBuf {
 pub struct World {
     state: PathBuf,
     outs: BTreeMap<String, PathBuf>,
+    /// Debian 13's packages (the full world only).
+    debian13: Option<Debian13>,
 }
 
 static WORLD: Mutex<Option<&'static World>> = Mutex::new(None);
@@ -201,8 +205,15 @@ impl World {
             .with_context(|| format!("opening {}", lock_path.display()))?;
         lock.lock()
             .with_context(|| format!("locking {}", lock_path.display()))?;
-        let key = format!("{} {set:?}", world_key()?);
-        if let Some(world) = Self::open_valid(state, &key)? {
+        let debian13 = match set {
+            PackageSet::Full => Some(Debian13::get(state)?),
+            PackageSet::Core => None,
+        };
+        let mut key = format!("{} {set:?}", world_key()?);
+        for v in debian13.iter().flat_map(Debian13::versions) {
+            key.push_str(&format!(" debian13:{v}"));
+        }
+        if let Some(world) = Self::open_valid(state, &key, debian13.as_ref())? {
             return Ok(world);
         }
         let start = Instant::now();
@@ -210,7 +221,7 @@ impl World {
             "ldfix-testworld: building the test world in {} (once; cached afterwards)",
             state.display()
         );
-        let world = Self::build(state, &key, set)?;
+        let world = Self::build(state, &key, set, debian13)?;
         eprintln!(
             "ldfix-testworld: built in {:.1}s",
             start.elapsed().as_secs_f64()
@@ -219,7 +230,7 @@ impl World {
     }
 
     /// The world in `state` if its stamp matches `key` and every store path is still valid.
-    fn open_valid(state: &Path, key: &str) -> Result<Option<World>> {
+    fn open_valid(state: &Path, key: &str, debian13: Option<&Debian13>) -> Result<Option<World>> {
         let Ok(text) = fs::read_to_string(state.join("world.json")) else {
             return Ok(None);
         };
@@ -240,10 +251,16 @@ impl World {
         Ok(Some(World {
             state: state.to_owned(),
             outs,
+            debian13: debian13.cloned(),
         }))
     }
 
-    fn build(state: &Path, key: &str, set: PackageSet) -> Result<World> {
+    fn build(
+        state: &Path,
+        key: &str,
+        set: PackageSet,
+        debian13: Option<Debian13>,
+    ) -> Result<World> {
         let stamp = state.join("world.json");
         let _ = fs::remove_file(&stamp);
         let stage = state.join("stage");
@@ -251,7 +268,7 @@ impl World {
             fs::remove_dir_all(&stage).with_context(|| format!("removing {}", stage.display()))?;
         }
         fs::create_dir_all(&stage)?;
-        let mut pkgs = store::packages()?;
+        let mut pkgs = store::packages(debian13.as_ref())?;
         if set == PackageSet::Core {
             pkgs.retain(|p| CORE.contains(&p.attr));
         }
@@ -284,6 +301,7 @@ impl World {
         let world = World {
             state: state.to_owned(),
             outs,
+            debian13,
         };
         world.make_roots()?;
         let json = serde_json::json!({
@@ -398,6 +416,17 @@ impl World {
     /// The store loader, `…-glibc-2.36/lib/ld-linux-x86-64.so.2` (behaves like nixpkgs').
     pub fn loader(&self) -> PathBuf {
         self.glibc().join("lib/ld-linux-x86-64.so.2")
+    }
+    /// `…-glibc-2.41`: Debian 13's glibc as a second store glibc, in no profile (only in the full
+    /// world).
+    pub fn glibc_next(&self) -> &Path {
+        self.must("glibcNext")
+    }
+    /// Debian 13's packages: the newer glibc's source and a program that needs it.
+    pub fn debian13(&self) -> Result<&Debian13> {
+        self.debian13
+            .as_ref()
+            .context("this test world was built without Debian 13's packages")
     }
     /// `…-gcc-12.2.0-libgcc` (libgcc_s.so.1).
     pub fn libgcc(&self) -> &Path {

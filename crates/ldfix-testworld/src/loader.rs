@@ -27,7 +27,9 @@
 //! 4. shortens `$LIB` (`lib/x86_64-linux-gnu` → `lib`) in place, NUL-padded.
 //!
 //! Every pattern must match exactly as expected, or the rewrite fails naming what it did not find:
-//! this is written against Debian 12's glibc 2.36 and refuses anything else rather than guessing.
+//! this is written against Debian 12's glibc 2.36 and Debian 13's 2.41 (whose loop end in
+//! `is_trusted_path_normalize` is `lea 0x20(%r12)`, with a SIB byte) and refuses anything else
+//! rather than guessing.
 //!
 //! Why the store path is known before the bytes are final: the glibc derivation is input-addressed
 //! and its builder only copies a prepared directory named by a plain string attribute, so its output
@@ -416,10 +418,17 @@ pub fn nixify_loader(orig: &[u8], paths: &NixLoaderPaths) -> Result<Vec<u8>> {
     let mut end_sites = Vec::new();
     for &site in &lens_lea_sites {
         let window = d.get(site + 4..site + 4 + 24).unwrap_or(&[]);
-        for (i, w) in window.windows(4).enumerate() {
+        for (i, w) in window.windows(5).enumerate() {
             let rex_w = matches!(w[0], 0x48 | 0x49 | 0x4c | 0x4d);
-            if rex_w && w[1] == 0x8d && (w[2] & 0xc0) == 0x40 && (w[2] & 7) != 4 && w[3] == 0x20 {
+            if !(rex_w && w[1] == 0x8d && (w[2] & 0xc0) == 0x40) {
+                continue;
+            }
+            // disp8 right after ModRM (glibc 2.36: base %r13), or after a plain SIB byte 0x24
+            // (glibc 2.41: base %r12, which needs a SIB, no index).
+            if (w[2] & 7) != 4 && w[3] == 0x20 {
                 end_sites.push(site + 4 + i + 3);
+            } else if (w[2] & 7) == 4 && w[3] == 0x24 && w[4] == 0x20 {
+                end_sites.push(site + 4 + i + 4);
             }
         }
     }

@@ -12,6 +12,7 @@
 //! store paths written into the files. Builders are impure by design (`sandbox = false` reads the
 //! stage from the host); the `key` makes a Debian upgrade produce new paths.
 
+use crate::debian13::Debian13;
 use crate::loader::{nixify_loader, NixLoaderPaths};
 use crate::util::{is_elf, readelf, run, run_text};
 use anyhow::{bail, ensure, Context, Result};
@@ -56,6 +57,9 @@ pub(crate) struct Pkg {
     pub deps: Vec<&'static str>,
     /// Library file name prefixes to take from `debs` (empty: every shared library).
     pub only: Vec<&'static str>,
+    /// Files from an unpacked package instead of the installed `debs`: its root and its
+    /// `name=version` (for the derivation's key).
+    pub unpacked: Option<(PathBuf, String)>,
 }
 
 /// `dpkg-query` version of an installed Debian package.
@@ -82,13 +86,27 @@ pub(crate) fn upstream(v: &str) -> String {
         .to_owned()
 }
 
-fn deb_files(pkg: &str) -> Result<Vec<PathBuf>> {
+/// Files of an installed Debian package: (where it is, its path as installed).
+fn deb_files(pkg: &str) -> Result<Vec<(PathBuf, PathBuf)>> {
     let text = run_text(Command::new("dpkg").args(["-L", pkg]))?;
-    Ok(text.lines().map(PathBuf::from).collect())
+    Ok(text
+        .lines()
+        .map(|l| (PathBuf::from(l), PathBuf::from(l)))
+        .collect())
 }
 
-/// The package set, in dependency order.
-pub(crate) fn packages() -> Result<Vec<Pkg>> {
+/// Files of an unpacked package's library directory: (where it is, its path as installed).
+fn unpacked_files(root: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let dir = root.join(MULTIARCH.trim_start_matches('/'));
+    let mut out = Vec::new();
+    for name in list_dir(&dir)? {
+        out.push((dir.join(&name), Path::new(MULTIARCH).join(&name)));
+    }
+    Ok(out)
+}
+
+/// The package set, in dependency order; with Debian 13's files, also a second, newer glibc.
+pub(crate) fn packages(debian13: Option<&Debian13>) -> Result<Vec<Pkg>> {
     let v = |p: &str| deb_version(p).map(|v| upstream(&v));
     let gcc = v("libgcc-s1")?;
     let p = |attr, name: String, kind, debs: &[&'static str], deps: &[&'static str]| Pkg {
@@ -98,6 +116,7 @@ pub(crate) fn packages() -> Result<Vec<Pkg>> {
         debs: debs.to_vec(),
         deps: deps.to_vec(),
         only: Vec::new(),
+        unpacked: None,
     };
     let mut pkgs = vec![
         p(
@@ -266,6 +285,24 @@ pub(crate) fn packages() -> Result<Vec<Pkg>> {
             &["python3", "zlib"],
         ),
     ];
+    if let Some(d13) = debian13 {
+        // Last, so the system glibc stays the first provider of every glibc library name.
+        let mut next = p(
+            "glibcNext",
+            format!("glibc-{}", d13.glibc_version()?),
+            Kind::Glibc,
+            &[],
+            &["libgcc"],
+        );
+        let version = d13
+            .versions()
+            .iter()
+            .find(|v| v.starts_with("libc6="))
+            .cloned()
+            .context("no libc6 among the Debian 13 packages")?;
+        next.unpacked = Some((d13.root("libc6"), version));
+        pkgs.push(next);
+    }
     for pkg in &mut pkgs {
         if pkg.attr == "unixODBC" {
             pkg.only = vec!["libodbc.so", "libltdl.so"];
@@ -288,11 +325,14 @@ pub(crate) fn nix_expr(pkgs: &[Pkg], stage_root: &Path, key: &str) -> Result<Str
     s.push_str(&nix_str(stage_root)?);
     s.push_str("/${attr}\";\n  };\n");
     for p in pkgs {
-        let debs: Vec<String> = p
+        let mut debs: Vec<String> = p
             .debs
             .iter()
             .map(|d| deb_version(d).map(|v| format!("{d}={v}")))
             .collect::<Result<_>>()?;
+        if let Some((_, version)) = &p.unpacked {
+            debs.push(format!("debian13:{version}"));
+        }
         writeln!(
             s,
             "  {} = mk {{ name = \"{}\"; attr = \"{}\"; deps = [ {} ]; key = \"{key} {}\"; }};",
@@ -443,12 +483,19 @@ fn copy_entry(from: &Path, to: &Path) -> Result<()> {
 fn copy_libs(p: &Pkg, lib: &Path) -> Result<()> {
     fs::create_dir_all(lib)?;
     let mut n = 0;
+    let mut lists = Vec::new();
     for deb in &p.debs {
-        for f in deb_files(deb)? {
+        lists.push(deb_files(deb)?);
+    }
+    if let Some((root, _)) = &p.unpacked {
+        lists.push(unpacked_files(root)?);
+    }
+    for files in lists {
+        for (f, shown) in files {
             let Some(name) = f.file_name().map(|n| n.to_string_lossy().into_owned()) else {
                 continue;
             };
-            let parent_ok = f.parent().is_some_and(|d| {
+            let parent_ok = shown.parent().is_some_and(|d| {
                 d == Path::new(MULTIARCH) || d == Path::new("/lib/x86_64-linux-gnu")
             });
             let wanted = p.only.is_empty() || p.only.iter().any(|o| name.starts_with(o));

@@ -38,7 +38,7 @@ fn searched(debug: &str) -> (Vec<String>, Vec<String>) {
     (dirs, caches)
 }
 
-fn check_nixpkgs_like_search(w: &World, debug: &str) -> Result<()> {
+fn check_nixpkgs_like_search(glibc: &Path, debug: &str) -> Result<()> {
     let (dirs, caches) = searched(debug);
     ensure!(
         !dirs.is_empty(),
@@ -50,7 +50,7 @@ fn check_nixpkgs_like_search(w: &World, debug: &str) -> Result<()> {
             "searched {d} outside the store:\n{debug}"
         );
     }
-    let cache = w.glibc().join("etc/ld.so.cache");
+    let cache = glibc.join("etc/ld.so.cache");
     for c in &caches {
         ensure!(
             Path::new(c) == cache,
@@ -66,10 +66,19 @@ fn check_nixpkgs_like_search(w: &World, debug: &str) -> Result<()> {
     Ok(())
 }
 
+/// Both store glibcs: Debian 12's 2.36 and Debian 13's 2.41, each rewritten like nixpkgs'.
 #[test]
 fn loader_has_only_store_defaults_outside_the_sandbox() -> Result<()> {
     let w = world()?;
-    let ld = w.loader();
+    for (glibc, version) in [(w.glibc(), "2.36"), (w.glibc_next(), "2.41")] {
+        store_loader_has_only_store_defaults(w, glibc, version)
+            .with_context(|| format!("the loader of {}", glibc.display()))?;
+    }
+    Ok(())
+}
+
+fn store_loader_has_only_store_defaults(w: &World, glibc: &Path, version: &str) -> Result<()> {
+    let ld = glibc.join("lib/ld-linux-x86-64.so.2");
     let out = Command::new(&ld)
         .arg("--list-diagnostics")
         .env_remove("LD_LIBRARY_PATH")
@@ -81,10 +90,14 @@ fn loader_has_only_store_defaults_outside_the_sandbox() -> Result<()> {
         .filter_map(|l| l.split_once('=').map(|(_, v)| v.trim_matches('"')))
         .collect();
     let want = [
-        format!("{}/lib/", w.glibc().display()),
+        format!("{}/lib/", glibc.display()),
         format!("{}/lib/", w.libgcc().display()),
     ];
     ensure!(dirs == want, "system_dirs {dirs:?}, expected {want:?}");
+    ensure!(
+        stdout.contains(&format!("version.version=\"{version}\"")),
+        "not glibc {version}:\n{stdout}"
+    );
     ensure!(
         stdout.contains("dl_dst_lib=\"lib\""),
         "$LIB is not lib:\n{stdout}"
@@ -98,12 +111,12 @@ fn loader_has_only_store_defaults_outside_the_sandbox() -> Result<()> {
         .output()?;
     let (stdout, stderr) = text(&out);
     ensure!(out.status.success(), "{stdout}{stderr}");
-    let libc = w.glibc().join("lib/libc.so.6");
+    let libc = glibc.join("lib/libc.so.6");
     ensure!(
         stdout.contains(&format!("libc.so.6 => {}", libc.display())),
         "{stdout}"
     );
-    check_nixpkgs_like_search(w, &stderr)?;
+    check_nixpkgs_like_search(glibc, &stderr)?;
 
     // A library Debian's loader finds in /usr/lib/x86_64-linux-gnu is not found by the store one.
     let fx = w.fixtures()?;
@@ -120,7 +133,7 @@ fn loader_has_only_store_defaults_outside_the_sandbox() -> Result<()> {
                 .contains("libz.so.1: cannot open shared object file: No such file or directory"),
         "{stdout}{stderr}"
     );
-    check_nixpkgs_like_search(w, &stderr)
+    check_nixpkgs_like_search(glibc, &stderr)
 }
 
 #[test]
@@ -138,7 +151,7 @@ fn loader_has_only_store_defaults_inside_the_sandbox() -> Result<()> {
             .contains(&format!("{}/lib/libc.so.6", w.glibc().display())),
         "{out}"
     );
-    check_nixpkgs_like_search(w, &out.stderr)?;
+    check_nixpkgs_like_search(w.glibc(), &out.stderr)?;
     let out = w
         .sandbox()
         .sh(&format!("{} --list-diagnostics", ld.display()))?;

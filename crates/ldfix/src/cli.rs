@@ -235,7 +235,8 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) print: bool,
 
-    /// The program and its arguments.
-    #[arg(required = true, last = true, value_name = "CMD")]
+    /// The program and its arguments (`--` before them is optional; everything after the
+    /// program's name is passed to it, options included).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub(crate) command: Vec<OsString>,
 }

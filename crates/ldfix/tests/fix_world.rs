@@ -665,3 +665,67 @@ fn foreign_cpython_prefix_runs_and_imports_ssl_sqlite3_ctypes_after_fix() {
     let absent = sh_no_lib64(tmp.path(), &line);
     assert_eq!(absent.status, 0, "{absent}");
 }
+
+/// Issue 7: Debian 13's `hello` needs `GLIBC_2.38`; the system glibc is 2.36. `fix` gives it the
+/// store's glibc 2.41 loader (in no profile, found through the index), says why, and roots it.
+#[test]
+fn program_needing_a_newer_glibc_gets_the_newer_store_loader_and_the_reason() {
+    let w = world();
+    let tmp = scratch("glibc-next-");
+    let app = tmp.path().join("app");
+    let prog = app.join("bin/hello");
+    std::fs::create_dir_all(prog.parent().unwrap()).unwrap();
+    std::fs::copy(w.debian13().unwrap().hello(), &prog).unwrap();
+    let versions = Command::new("readelf")
+        .arg("-V")
+        .arg(&prog)
+        .output()
+        .expect("readelf (apt-get install -y binutils)");
+    let versions = String::from_utf8_lossy(&versions.stdout).into_owned();
+    assert!(
+        versions.contains("GLIBC_2.38"),
+        "the sample must need GLIBC_2.38:\n{versions}"
+    );
+    let original = snapshot(&app);
+    let p = prog.display();
+    let a = app.display();
+    let system_loader = w.loader();
+    let next_loader = w.glibc_next().join("lib/ld-linux-x86-64.so.2");
+
+    // Before: stub-ld refuses it, and the system glibc cannot run it either.
+    let before = sh(tmp.path(), &format!("{p}"));
+    assert_eq!(before.status, 127, "{before}");
+    let old = sh(tmp.path(), &format!("{} {p}", system_loader.display()));
+    assert_ne!(old.status, 0, "{old}");
+    assert!(
+        old.stderr.contains("GLIBC_2.38' not found"),
+        "the system glibc must lack GLIBC_2.38: {old}"
+    );
+
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {a} && {p}"));
+    assert_eq!(fix.status, 0, "{fix}");
+    assert!(fix.stdout.contains("Hello, world!"), "{fix}");
+    assert!(
+        fix.stdout.contains(&format!(
+            "loader {} (glibc 2.41): {p} needs GLIBC_2.38, newer than the system glibc 2.36 defines",
+            next_loader.display()
+        )),
+        "{fix}"
+    );
+    let interp = ldfix_testworld::readelf(&prog).unwrap().interp;
+    assert_eq!(
+        interp.as_deref(),
+        Some(next_loader.to_str().unwrap()),
+        "{fix}"
+    );
+
+    let check = sh(tmp.path(), &format!("$LDFIX fix --check {a}"));
+    assert_eq!(check.status, 0, "{check}");
+    let undo = sh(tmp.path(), &format!("$LDFIX undo {a}"));
+    assert_eq!(undo.status, 0, "{undo}");
+    assert!(
+        undo.stdout.contains(&w.glibc_next().display().to_string()),
+        "undo must drop the root of the newer glibc: {undo}"
+    );
+    assert_eq!(bytes_only(&snapshot(&app)), bytes_only(&original));
+}

@@ -722,3 +722,45 @@ fn limits_of_an_explicit_loader_are_warned_about() {
         );
     }
 }
+
+/// Debian 13's `hello` needs `GLIBC_2.38`, newer than the system glibc 2.36: `run` takes the
+/// newest fitting loader from the index (the store's glibc 2.41, in no profile). Also: no `--`
+/// is needed before the program, and its own options reach it.
+#[test]
+fn program_needing_a_newer_glibc_runs_with_the_newer_store_loader() {
+    let w = world();
+    let work = Work::new("glibc-next");
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let program = app.join("hello");
+    std::fs::copy(w.debian13().unwrap().hello(), &program).unwrap();
+    let before = snapshot(&app);
+    let next_loader =
+        std::fs::canonicalize(w.glibc_next().join("lib/ld-linux-x86-64.so.2")).unwrap();
+    for lib64 in &VARIANTS {
+        let sb = work.sandbox(lib64);
+        let direct = without_ldfix(&sb, &[program.as_os_str()]);
+        assert_eq!(direct.status, 127, "{lib64:?} without ldfix: {direct}");
+        let printed = ldfix_run(&sb, &[OsStr::new("--print"), program.as_os_str()]);
+        assert!(
+            printed.success()
+                && printed
+                    .stdout
+                    .starts_with(&format!("{} --argv0 ", next_loader.display())),
+            "{lib64:?}: {printed}"
+        );
+        let out = ldfix_run(
+            &sb,
+            &[
+                program.as_os_str(),
+                OsStr::new("-g"),
+                OsStr::new("newer glibc ok"),
+            ],
+        );
+        assert!(
+            out.success() && out.stdout == "newer glibc ok\n",
+            "{lib64:?}: {out}"
+        );
+    }
+    assert_unchanged(&before, &snapshot(&app));
+}
