@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use ldfix_testworld::{Lib64, RunOutput, World};
@@ -304,6 +305,12 @@ fn venv_with_real_wheels_imports_after_fix() {
     }
 }
 
+/// Tests that add unrooted paths to the store hold this shared until they root or delete them;
+/// the test that runs a real `nix-collect-garbage` holds it exclusively, so a collection never
+/// takes another test's fresh path. (Test binaries run one after another; tests inside this one
+/// run in parallel threads.)
+static STORE: RwLock<()> = RwLock::new(());
+
 /// Adds `dir` to the store as a new path that nothing refers to (no GC root).
 fn add_to_store(dir: &Path) -> PathBuf {
     let out = Command::new("nix-store")
@@ -332,8 +339,22 @@ fn try_collect(path: &Path) -> bool {
         && !path.exists()
 }
 
+/// A real, whole-store `nix-collect-garbage` (everything the test world needs is rooted; any
+/// other unrooted path in this store is garbage and is deleted, as on any machine).
+fn collect_garbage() {
+    let out = Command::new("nix-collect-garbage")
+        .output()
+        .expect("nix-collect-garbage (apt-get install -y nix-bin)");
+    assert!(
+        out.status.success(),
+        "nix-collect-garbage: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn gc_root_keeps_the_provider_until_undo() {
+    let _store = STORE.write().unwrap_or_else(PoisonError::into_inner);
     let tmp = scratch("gc-");
     let uniq = format!("ldfixgc{}", std::process::id());
     let soname = format!("lib{uniq}.so.1");
@@ -344,12 +365,10 @@ fn gc_root_keeps_the_provider_until_undo() {
         &["-shared", "-fPIC", &format!("-Wl,-soname,{soname}")],
     );
 
-    // Negative control: added and never referenced, the collector deletes it.
+    // Negative control (no fix): added and never referenced, the collection deletes it.
     let control = add_to_store(&pkg);
-    assert!(
-        try_collect(&control),
-        "an unrooted path must be collectable"
-    );
+    collect_garbage();
+    assert!(!control.exists(), "an unrooted path must be collected");
 
     let provider = add_to_store(&pkg);
     let app = tmp.path().join("app");
@@ -367,17 +386,24 @@ fn gc_root_keeps_the_provider_until_undo() {
         "{fix}"
     );
 
+    collect_garbage();
     assert!(
-        !try_collect(&provider),
+        provider.exists(),
         "fix's GC root did not keep {}",
         provider.display()
     );
     let run = sh(tmp.path(), &format!("{a}/bin/answer"));
     assert_eq!(run.status, 0, "{run}");
+    assert!(run.stdout.contains("42"), "{run}");
 
     let undo = sh(tmp.path(), &format!("$LDFIX undo {a}"));
     assert_eq!(undo.status, 0, "{undo}");
-    assert!(try_collect(&provider), "undo did not drop the GC root");
+    collect_garbage();
+    assert!(
+        !provider.exists(),
+        "undo did not drop the GC root of {}",
+        provider.display()
+    );
 }
 
 #[test]
@@ -497,6 +523,7 @@ fn store_lib(tmp: &Path, uniq: &str, version: &str) -> PathBuf {
 
 #[test]
 fn update_repoints_to_the_newer_provider_and_drops_the_old_root() {
+    let _store = STORE.read().unwrap_or_else(PoisonError::into_inner);
     let tmp = scratch("update-");
     let uniq = format!("ldfixup{}", std::process::id());
     let old = store_lib(tmp.path(), &uniq, "1.0");
