@@ -756,3 +756,123 @@ fn program_needing_a_newer_glibc_gets_the_newer_store_loader_and_the_reason() {
     );
     assert_eq!(bytes_only(&snapshot(&app)), bytes_only(&original));
 }
+
+/// A library that `dlopen`s `libcrypt.so.1` (only in the store, in no profile), declared — or
+/// not — in a `.note.dlopen` note laid out as systemd's `ELF_NOTE_DLOPEN` macro does.
+fn dlopen_host_c(with_note: bool) -> String {
+    let note = r#"
+#define JSON "[{\"feature\":\"password-hashing\",\"description\":\"crypt(3)\",\"priority\":\"required\",\"soname\":[\"libcrypt.so.1\"]}]"
+__attribute__((used, section(".note.dlopen"), aligned(4)))
+static const struct {
+    unsigned namesz, descsz, type;
+    char name[4];
+    char desc[(sizeof(JSON) + 3) & ~3];
+} note = { 4, (sizeof(JSON) + 3) & ~3, 0x407c0c0a, "FDO", JSON };
+"#;
+    format!(
+        r#"#include <dlfcn.h>
+#include <stdio.h>
+{}
+int host_hash(void) {{
+    void *h = dlopen("libcrypt.so.1", RTLD_NOW);
+    if (!h) {{ printf("dlopen failed: %s\n", dlerror()); return 1; }}
+    char *(*c)(const char *, const char *) = (char *(*)(const char *, const char *))dlsym(h, "crypt");
+    printf("hash %s\n", c("pw", "$6$salt$"));
+    return 0;
+}}
+"#,
+        if with_note { note } else { "" }
+    )
+}
+
+/// Issue 7: `.note.dlopen` dependencies are made resolvable from the object that declares them.
+/// The negative control is the same tree without the note: nothing tells `fix` about the
+/// `dlopen`, so the run fails there.
+#[test]
+fn dlopen_note_dependency_becomes_loadable_from_the_declaring_library() {
+    let w = world();
+    let tmp = scratch("dlopen-");
+    for with_note in [true, false] {
+        let app = tmp.path().join(if with_note { "noted" } else { "plain" });
+        let host = app.join("lib/libhost.so");
+        gcc(
+            &host,
+            &dlopen_host_c(with_note),
+            &["-shared", "-fPIC", "-Wl,-soname,libhost.so"],
+        );
+        gcc(
+            &app.join("bin/main"),
+            "int host_hash(void); int main(void){return host_hash();}",
+            &[
+                &format!("-L{}", host.parent().unwrap().display()),
+                "-lhost",
+                "-Wl,-rpath,$ORIGIN/../lib",
+            ],
+        );
+        let a = app.display();
+        let fix = sh(tmp.path(), &format!("$LDFIX fix {a} && {a}/bin/main"));
+        let host_dyn = ldfix_testworld::readelf(&host).unwrap();
+        let host_path = host_dyn.rpath.or(host_dyn.runpath).unwrap_or_default();
+        let xcrypt = std::fs::canonicalize(w.libxcrypt().join("lib")).unwrap();
+        if with_note {
+            assert_eq!(fix.status, 0, "{fix}");
+            assert!(fix.stdout.contains("hash $6$salt$"), "{fix}");
+            assert!(
+                fix.stdout.contains("dlopen:") && fix.stdout.contains("libcrypt.so.1"),
+                "{fix}"
+            );
+            assert_eq!(host_path, xcrypt.display().to_string(), "{fix}");
+        } else {
+            assert_ne!(fix.status, 0, "{fix}");
+            assert!(
+                fix.stdout
+                    .contains("dlopen failed: libcrypt.so.1: cannot open shared object file"),
+                "{fix}"
+            );
+            assert!(host_path.is_empty(), "{fix}");
+        }
+    }
+}
+
+/// A dynamically linked musl program (musl-gcc): there is no musl loader on this NixOS, and
+/// ldfix never gives a musl program a glibc loader. It is refused, naming the loader, and left
+/// byte for byte as it was.
+#[test]
+fn musl_program_without_its_loader_is_refused_clearly() {
+    let tmp = scratch("musl-");
+    let app = tmp.path().join("app");
+    let prog = app.join("bin/hello-musl");
+    std::fs::create_dir_all(prog.parent().unwrap()).unwrap();
+    let src = tmp.path().join("hello-musl.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\nint main(void){puts(\"musl ok\");return 0;}\n",
+    )
+    .unwrap();
+    let status = Command::new("musl-gcc")
+        .arg("-o")
+        .arg(&prog)
+        .arg(&src)
+        .status()
+        .expect("musl-gcc (apt-get install -y musl-tools)");
+    assert!(status.success());
+    assert_eq!(
+        ldfix_testworld::readelf(&prog).unwrap().interp.as_deref(),
+        Some("/lib/ld-musl-x86_64.so.1")
+    );
+    let original = snapshot(&app);
+    let fix = sh(tmp.path(), &format!("$LDFIX fix {}", app.display()));
+    assert_eq!(fix.status, 1, "{fix}");
+    assert!(
+        fix.stdout.contains(&format!(
+            "not fixed: {}: musl executable whose loader /lib/ld-musl-x86_64.so.1 does not exist",
+            prog.display()
+        )) && fix
+            .stdout
+            .contains("does not give musl programs a glibc loader"),
+        "{fix}"
+    );
+    assert_eq!(bytes_only(&snapshot(&app)), bytes_only(&original));
+    let check = sh(tmp.path(), &format!("$LDFIX fix --check {}", app.display()));
+    assert_eq!(check.status, 1, "{check}");
+}
