@@ -43,6 +43,30 @@ pub enum FixError {
     /// The library index could not be built.
     #[error("cannot build the library index")]
     Index(#[from] ldfix_index::IndexError),
+    /// `run`: the program cannot be read as an ELF file.
+    #[error("cannot read the program {}: {why}", path.display())]
+    Program {
+        /// The program.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+    /// `run`: no loader on this system fits the program.
+    #[error("no dynamic loader {name} for this program was found on this system (the system's own, or one in the Nix store{glibc})")]
+    NoLoader {
+        /// The loader's file name (`ld-linux-x86-64.so.2`).
+        name: String,
+        /// ` with glibc X.Y or newer` when the program needs a minimum version, else empty.
+        glibc: String,
+    },
+    /// `run`: the chosen loader cannot be read.
+    #[error("cannot use the loader {}: {why}", path.display())]
+    Loader {
+        /// The loader.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
     /// A file could not be replaced.
     #[error(transparent)]
     Replace(#[from] crate::write::WriteError),

@@ -3,6 +3,7 @@
 mod engine;
 mod error;
 mod journal;
+pub mod launch;
 mod overlay;
 mod report;
 mod roots;

@@ -8,7 +8,6 @@
 
 mod command;
 mod modules;
-mod plan;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -20,6 +19,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use ldfix_fix::launch;
 use ldfix_index::Index;
 
 use crate::cli::RunArgs;
@@ -92,7 +92,7 @@ pub(crate) fn run(args: &RunArgs, printer: &Printer) -> anyhow::Result<Outcome> 
     let module_files = modules::elf_files(&for_dirs, printer);
 
     let mut index_cell: Option<Arc<Index>> = None;
-    let mut open_index = || -> anyhow::Result<Arc<Index>> {
+    let mut open_index = || -> Result<Arc<Index>, ldfix_index::IndexError> {
         if let Some(index) = &index_cell {
             return Ok(index.clone());
         }
@@ -105,7 +105,7 @@ pub(crate) fn run(args: &RunArgs, printer: &Printer) -> anyhow::Result<Outcome> 
         index_cell = Some(index.clone());
         Ok(index)
     };
-    let loader_env = plan::LoaderEnv {
+    let loader_env = launch::LoaderEnv {
         ld_library_path: env.ld_library_path.as_ref().map(|v| v.as_bytes().to_vec()),
         ld_preload: env.ld_preload.as_ref().map(|v| v.as_bytes().to_vec()),
         cwd: env.cwd.clone(),
@@ -115,7 +115,7 @@ pub(crate) fn run(args: &RunArgs, printer: &Printer) -> anyhow::Result<Outcome> 
         .into_iter()
         .map(|p| p.lib_dir)
         .collect();
-    let plan = plan::plan(
+    let plan = launch::plan(
         &program,
         &module_files,
         &loader_env,
@@ -207,7 +207,7 @@ fn hint(name: &[u8]) -> String {
 }
 
 /// Opens the library index; an unwritable cache is not a reason to fail a run.
-fn open_index(printer: &Printer) -> anyhow::Result<Index> {
+fn open_index(printer: &Printer) -> Result<Index, ldfix_index::IndexError> {
     let config = crate::settings::index_config(Vec::new(), false);
     match Index::open(&config) {
         Ok(index) => Ok(index),
@@ -219,7 +219,7 @@ fn open_index(printer: &Printer) -> anyhow::Result<Index> {
                 cache_file: None,
                 ..config
             };
-            Index::open(&config).context("cannot build the library index")
+            Index::open(&config)
         }
     }
 }
@@ -237,7 +237,7 @@ fn through_loader(
     launch: &command::Launch,
     program: &Path,
     loader: &Path,
-    plan: &plan::Plan,
+    plan: &launch::Plan,
     env: &RunEnv,
     user_args: &[OsString],
     printer: &Printer,
@@ -255,7 +255,7 @@ fn through_loader(
     // `--library-path` replaces LD_LIBRARY_PATH for this process (ld.so(8); `elf/rtld.c` reads
     // the option after the environment), so the user's own value goes first in it.
     if !plan.dirs.is_empty() {
-        if let Some(value) = plan::library_path(
+        if let Some(value) = launch::library_path(
             env.ld_library_path.as_ref().map(|v| v.as_bytes()),
             &plan.dirs,
         ) {

@@ -1,8 +1,6 @@
-//! Planning a run: which loader, and which library directories, make a program start without
-//! changing anything it already resolves on its own.
-//!
-//! This is the "which provider directories does this tree need" logic that `ldfix fix` needs
-//! too; it lives here until it moves into a library crate shared by both.
+//! Planning `ldfix run`: which loader, and which library directories, make one program (and
+//! the modules it may `dlopen`) start without changing anything it already resolves on its own.
+//! Nothing is written: the plan becomes the loader's command line.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
@@ -10,8 +8,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::error::FixError;
+
 use ldfix_elf::read::{classify_interpreter, Class, Endian, GlibcVersion, InterpreterKind};
-use ldfix_index::{is_gpu_driver_library, Index, Requester};
+use ldfix_index::{is_gpu_driver_library, Index, IndexError, Requester};
 use ldfix_ldso::{
     is_glibc_family, Cpu, Environment, FileId, Finding, Flavour, Fs as _, LoaderFacts, Object,
     Outcome, RealFs, Request, Resolver, Tree,
@@ -27,39 +27,39 @@ const MAX_ROUNDS: usize = 16;
 
 /// What the process environment contributes to the loader's search.
 #[derive(Debug, Clone)]
-pub(crate) struct LoaderEnv {
+pub struct LoaderEnv {
     /// The user's own LD_LIBRARY_PATH (it stays first in `--library-path`).
-    pub(crate) ld_library_path: Option<Vec<u8>>,
+    pub ld_library_path: Option<Vec<u8>>,
     /// LD_PRELOAD (left in the environment, read by the loader as usual).
-    pub(crate) ld_preload: Option<Vec<u8>>,
+    pub ld_preload: Option<Vec<u8>>,
     /// The working directory.
-    pub(crate) cwd: PathBuf,
+    pub cwd: PathBuf,
 }
 
 /// A library nobody could provide.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Unresolved {
+pub struct Unresolved {
     /// The DT_NEEDED name.
-    pub(crate) name: Vec<u8>,
+    pub name: Vec<u8>,
     /// Who needs it.
-    pub(crate) needed_by: Vec<u8>,
+    pub needed_by: Vec<u8>,
 }
 
 /// The decision.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub struct Plan {
     /// The loader to run the program with; `None` when the program starts as it is.
-    pub(crate) loader: Option<PathBuf>,
+    pub loader: Option<PathBuf>,
     /// glibc `major.minor` of that loader (decides `--argv0`).
-    pub(crate) loader_glibc: Option<(u32, u32)>,
+    pub loader_glibc: Option<(u32, u32)>,
     /// Directories for `--library-path`, after the user's own LD_LIBRARY_PATH.
-    pub(crate) dirs: Vec<PathBuf>,
+    pub dirs: Vec<PathBuf>,
     /// Libraries of the program itself that no provider has: it cannot start.
-    pub(crate) missing: Vec<Unresolved>,
+    pub missing: Vec<Unresolved>,
     /// Libraries of modules (`--for`) that no provider has: those modules will fail to load.
-    pub(crate) module_missing: Vec<Unresolved>,
+    pub module_missing: Vec<Unresolved>,
     /// Why the program's own loader was replaced, for `-v`.
-    pub(crate) loader_reason: Option<String>,
+    pub loader_reason: Option<String>,
 }
 
 /// One thing to resolve: the program, or a module it may `dlopen`.
@@ -69,18 +69,19 @@ struct Subject {
 }
 
 /// Plans the run of the ELF program `program` (canonical path), with modules under `for_dirs`.
-pub(crate) fn plan(
+pub fn plan(
     program: &Path,
     modules: &[PathBuf],
     env: &LoaderEnv,
     profile_dirs: &[PathBuf],
-    index: &mut dyn FnMut() -> anyhow::Result<Arc<Index>>,
-) -> anyhow::Result<Plan> {
+    index: &mut dyn FnMut() -> Result<Arc<Index>, IndexError>,
+) -> Result<Plan, FixError> {
     let fs = RealFs;
     let resolver = Resolver::new(&fs);
-    let object = resolver
-        .object(program)
-        .map_err(|e| anyhow::anyhow!("cannot read the program: {e}"))?;
+    let object = resolver.object(program).map_err(|e| FixError::Program {
+        path: program.to_owned(),
+        why: e.to_string(),
+    })?;
     let mut plan = Plan {
         loader: None,
         loader_glibc: None,
@@ -127,21 +128,21 @@ pub(crate) fn plan(
                     |l| Ok(Some(l)),
                 )?;
             let Some(chosen) = chosen else {
-                anyhow::bail!(
-                    "no dynamic loader {} for this program was found on this system (the system's own, or one in the Nix store{})",
-                    file_name(&interp_path),
-                    needed_glibc
+                return Err(FixError::NoLoader {
+                    name: file_name(&interp_path),
+                    glibc: needed_glibc
                         .as_ref()
                         .map(|v| format!(" with glibc {v} or newer"))
-                        .unwrap_or_default()
-                );
+                        .unwrap_or_default(),
+                });
             };
             (chosen, false)
         }
     };
-    let facts = resolver
-        .loader(&loader)
-        .map_err(|e| anyhow::anyhow!("cannot use the loader {}: {e}", loader.display()))?;
+    let facts = resolver.loader(&loader).map_err(|e| FixError::Loader {
+        path: loader.clone(),
+        why: e.to_string(),
+    })?;
     plan.loader_glibc = facts.glibc_version;
     let glibc_dir = std::fs::canonicalize(&loader)
         .ok()
@@ -300,7 +301,7 @@ pub(crate) fn plan(
 /// The LD_LIBRARY_PATH the loader will use: the user's own first, then ours. An empty user
 /// value counts as unset (glibc ignores an empty LD_LIBRARY_PATH, `elf/dl-load.c`
 /// `_dl_init_paths`).
-pub(crate) fn library_path(user: Option<&[u8]>, dirs: &[PathBuf]) -> Option<Vec<u8>> {
+pub fn library_path(user: Option<&[u8]>, dirs: &[PathBuf]) -> Option<Vec<u8>> {
     let mut parts: Vec<&[u8]> = Vec::new();
     if let Some(user) = user.filter(|u| !u.is_empty()) {
         parts.push(user);
@@ -415,8 +416,8 @@ fn index_loader(
     program: &Object,
     needed: Option<&GlibcVersion>,
     resolver: &Resolver<'_>,
-    index: &mut dyn FnMut() -> anyhow::Result<Arc<Index>>,
-) -> anyhow::Result<Option<PathBuf>> {
+    index: &mut dyn FnMut() -> Result<Arc<Index>, IndexError>,
+) -> Result<Option<PathBuf>, FixError> {
     let index = index()?;
     let name = interp.file_name().map(OsStr::as_bytes).unwrap_or_default();
     let mut best: Option<((u32, u32), PathBuf)> = None;
