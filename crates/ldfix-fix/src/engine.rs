@@ -33,7 +33,7 @@ use ldfix_elf::edit::{Edits, RpathEdit};
 use ldfix_elf::read::{Class, ElfInfo, Endian, FileKind, LibcFlavour};
 use ldfix_index::{Index, IndexConfig, Requester, SourceKind};
 use ldfix_ldso::{Cpu, Environment, Finding, LoaderFacts, Outcome, RealFs, Request, Resolver};
-use ldfix_nix::{NixCli, StoreDir};
+use ldfix_nix::{NixCli, ProfileKind, StoreDir};
 use rayon::prelude::*;
 
 use crate::error::FixError;
@@ -41,6 +41,7 @@ use crate::journal::{Journal, Record};
 use crate::overlay::OverlayFs;
 use crate::report::{Change, DlopenDep, LoaderChoice, Missing, Problem, Report, RunPathChange};
 use crate::roots::{Registered, Roots};
+use crate::scripts::{self, ScriptPlan};
 use crate::walk;
 use crate::write::{replace_file, WriteOptions};
 
@@ -348,7 +349,7 @@ fn fix_tree(
             Read::Script(path, head) => scripts.push((path, head)),
         }
     }
-    check_scripts(&scripts, report);
+    let (script_fixes, script_refs) = plan_scripts(&scripts, machine, report);
     progress(Event::Finish);
     items.sort_by(|a, b| a.path.cmp(&b.path));
     report.elf_files += items.len();
@@ -447,12 +448,16 @@ fn fix_tree(
     verify(&items, &mut plans, &env, &machine.cpu, report, progress);
 
     // What the files of the tree will refer to in the store, for the GC roots.
-    let needed_roots = store_refs(&items, &plans, &machine.store);
+    let mut needed_roots = store_refs(&items, &plans, &machine.store);
+    needed_roots.extend(script_refs);
     let roots = Roots::new(&root, machine.nix.as_ref(), &machine.gcroots_auto);
 
     for plan in plans.values() {
         report.changes.push(plan.change.clone());
     }
+    report
+        .changes
+        .extend(script_fixes.iter().map(|f| f.change.clone()));
     match options.mode {
         Mode::Check => {
             report.roots.extend(roots.problems(&needed_roots));
@@ -528,6 +533,7 @@ fn fix_tree(
         }
     }
     progress(Event::Finish);
+    write_scripts(&script_fixes, &root, &journal, report)?;
     report
         .unrooted
         .extend(roots.prune(&needed_roots).iter().map(|p| shown(p)));
@@ -568,26 +574,137 @@ fn clean_stale_temps(temps: &[PathBuf], mode: Mode, report: &mut Report) {
     }
 }
 
-fn check_scripts(scripts: &[(PathBuf, Vec<u8>)], report: &mut Report) {
-    for (s, head) in scripts {
-        let Some(sb) = ldfix_elf::read::parse_shebang(head) else {
-            continue;
-        };
-        let interp = Path::new(OsStr::from_bytes(&sb.interpreter));
-        if !interp.exists() {
-            let name = interp
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            report.scripts.push(Problem {
-                file: shown(s),
-                what: format!(
-                    "its #! interpreter {} does not exist; use `#!/usr/bin/env {name}` (with {name} in PATH)",
-                    interp.display()
-                ),
-            });
+/// One `#!` script to rewrite (see [`crate::scripts`]).
+struct ScriptFix {
+    path: PathBuf,
+    old: Vec<u8>,
+    new: Vec<u8>,
+    change: Change,
+}
+
+/// Plans the executable `#!` scripts of the tree: a rewrite when the interpreter is missing and
+/// a program of that name is in the system or user profile, a reported problem otherwise. Also
+/// returns the store paths the scripts' interpreters are in (fixed now or by an earlier run),
+/// which the tree's GC roots must keep.
+fn plan_scripts(
+    scripts: &[(PathBuf, Vec<u8>)],
+    machine: &Machine,
+    report: &mut Report,
+) -> (Vec<ScriptFix>, BTreeSet<PathBuf>) {
+    let mut bins = vec![machine.system_profile.join("bin")];
+    for profile in &machine.index.profiles {
+        if matches!(profile.kind, ProfileKind::System | ProfileKind::User) {
+            if let Some(root) = profile.lib_dir.parent() {
+                bins.push(root.join("bin"));
+            }
         }
     }
+    bins.dedup();
+    let find = |name: &OsStr| scripts::find_in(&bins, name);
+    let exists = |p: &Path| p.exists();
+    let mut fixes = Vec::new();
+    let mut refs = BTreeSet::new();
+    for (path, head) in scripts {
+        let interpreter_ref = |interp: &[u8]| {
+            let interp = Path::new(OsStr::from_bytes(interp));
+            machine
+                .store
+                .store_path_of(interp)
+                .map(|sp| sp.path().to_owned())
+        };
+        match scripts::plan(head, &exists, &find) {
+            ScriptPlan::Fine => {
+                if let Some(sb) = ldfix_elf::read::parse_shebang(head) {
+                    refs.extend(interpreter_ref(&sb.interpreter).filter(|p| p.exists()));
+                }
+            }
+            ScriptPlan::Broken(why) => report.scripts.push(Problem {
+                file: shown(path),
+                what: why,
+            }),
+            ScriptPlan::Rewrite {
+                old_interpreter,
+                new_interpreter,
+                ..
+            } => {
+                // The head is only the start of the file: plan again from all of it.
+                let old = match std::fs::read(path) {
+                    Ok(old) => old,
+                    Err(e) => {
+                        report.refused.push(Problem {
+                            file: shown(path),
+                            what: format!("cannot read it: {e}"),
+                        });
+                        continue;
+                    }
+                };
+                let ScriptPlan::Rewrite { new, .. } = scripts::plan(&old, &exists, &find) else {
+                    continue;
+                };
+                refs.extend(interpreter_ref(new_interpreter.as_os_str().as_bytes()));
+                let name = new_interpreter
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                fixes.push(ScriptFix {
+                    path: path.clone(),
+                    change: Change {
+                        file: shown(path),
+                        interpreter: Some((lossy(&old_interpreter), shown(&new_interpreter))),
+                        run_path: None,
+                        reasons: vec![format!(
+                            "its #! interpreter {} does not exist: `{name}` from the profiles, as its store path",
+                            lossy(&old_interpreter)
+                        )],
+                        script: true,
+                    },
+                    old,
+                    new,
+                });
+            }
+        }
+    }
+    (fixes, refs)
+}
+
+/// Writes the planned script rewrites: each journaled (durably) before it is replaced.
+fn write_scripts(
+    fixes: &[ScriptFix],
+    root: &Path,
+    journal: &Journal,
+    report: &mut Report,
+) -> Result<(), FixError> {
+    if fixes.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<Record> = fixes
+        .iter()
+        .map(|f| {
+            let rel = f.path.strip_prefix(root).unwrap_or(&f.path);
+            Record::new(rel, &f.old, &f.new, summary_of(&f.change))
+        })
+        .collect();
+    journal.append_all(&records)?;
+    for f in fixes {
+        let written = crate::write::replace_file(
+            &f.path,
+            &f.new,
+            WriteOptions {
+                split_hard_links: true,
+            },
+        );
+        match written {
+            Ok(()) => {
+                report.written += 1;
+                report.scripts_written += 1;
+            }
+            Err(e) => report.refused.push(Problem {
+                file: shown(&f.path),
+                what: e.to_string(),
+            }),
+        }
+    }
+    Ok(())
 }
 
 /// The original contents of every file the journal records, when the file is still exactly
@@ -1107,6 +1224,7 @@ fn plan_file(
         interpreter: None,
         run_path: None,
         reasons: Vec::new(),
+        script: false,
     };
     if let (Some(problem), Some(glibc)) = (&item.diag.interp_problem, &item.glibc) {
         if info.interpreter.is_some() {

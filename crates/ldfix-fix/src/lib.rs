@@ -7,6 +7,7 @@ pub mod launch;
 mod overlay;
 mod report;
 mod roots;
+mod scripts;
 mod undo;
 mod walk;
 pub mod write;

@@ -16,7 +16,7 @@ pub struct Report {
     pub changes: Vec<Change>,
     /// Libraries nobody on this machine provides.
     pub missing: Vec<Missing>,
-    /// `#!` scripts whose interpreter does not exist.
+    /// `#!` scripts whose interpreter does not exist and cannot be found in the profiles.
     pub scripts: Vec<Problem>,
     /// `.note.dlopen` dependencies.
     pub dlopen: Vec<DlopenDep>,
@@ -34,8 +34,10 @@ pub struct Report {
     pub unrooted: Vec<String>,
     /// Other warnings.
     pub warnings: Vec<String>,
-    /// Files written.
+    /// Files written (ELF files and scripts).
     pub written: usize,
+    /// Of those, `#!` scripts.
+    pub scripts_written: usize,
 }
 
 impl Report {
@@ -78,6 +80,8 @@ pub struct Change {
     pub run_path: Option<RunPathChange>,
     /// Why: the libraries each new run path entry provides, the interpreter problem.
     pub reasons: Vec<String>,
+    /// A `#!` script (its interpreter line), not an ELF file.
+    pub script: bool,
 }
 
 /// A run path change.

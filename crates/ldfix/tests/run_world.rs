@@ -735,8 +735,8 @@ fn program_needing_a_newer_glibc_runs_with_the_newer_store_loader() {
     let program = app.join("hello");
     std::fs::copy(w.debian13().unwrap().hello(), &program).unwrap();
     let before = snapshot(&app);
-    let next_loader =
-        std::fs::canonicalize(w.glibc_next().join("lib/ld-linux-x86-64.so.2")).unwrap();
+    // Several worlds may share the store: the loader is any store glibc 2.41's.
+    let next_suffix = "-glibc-2.41/lib/ld-linux-x86-64.so.2 --argv0 ";
     for lib64 in &VARIANTS {
         let sb = work.sandbox(lib64);
         let direct = without_ldfix(&sb, &[program.as_os_str()]);
@@ -744,9 +744,8 @@ fn program_needing_a_newer_glibc_runs_with_the_newer_store_loader() {
         let printed = ldfix_run(&sb, &[OsStr::new("--print"), program.as_os_str()]);
         assert!(
             printed.success()
-                && printed
-                    .stdout
-                    .starts_with(&format!("{} --argv0 ", next_loader.display())),
+                && printed.stdout.starts_with("/nix/store/")
+                && printed.stdout.contains(next_suffix),
             "{lib64:?}: {printed}"
         );
         let out = ldfix_run(

@@ -197,12 +197,20 @@ fn render(report: &Report, mode: Mode) -> String {
         let _ = writeln!(out, "dropped GC roots: {}", report.unrooted.join(", "));
     }
     let trees = report.trees.join(", ");
+    let planned_scripts = report.changes.iter().filter(|c| c.script).count();
+    let planned_elf = report.changes.len() - planned_scripts;
+    let and_scripts = |n: usize| match n {
+        0 => String::new(),
+        1 => " and 1 #! script".to_owned(),
+        n => format!(" and {n} #! scripts"),
+    };
     let _ = match mode {
         Mode::Fix => writeln!(
             out,
-            "{} of {} ELF files changed in {trees}{}",
-            report.written,
+            "{} of {} ELF files{} changed in {trees}{}",
+            report.written - report.scripts_written,
             report.elf_files,
+            and_scripts(report.scripts_written),
             if report.written > 0 {
                 format!("; undo with `ldfix undo {trees}`")
             } else {
@@ -211,20 +219,20 @@ fn render(report: &Report, mode: Mode) -> String {
         ),
         Mode::DryRun => writeln!(
             out,
-            "{} of {} ELF files would change in {trees}",
-            report.changes.len(),
-            report.elf_files
+            "{planned_elf} of {} ELF files{} would change in {trees}",
+            report.elf_files,
+            and_scripts(planned_scripts)
         ),
         Mode::Check => writeln!(
             out,
-            "{}: {} of {} ELF files need fixing in {trees}",
+            "{}: {planned_elf} of {} ELF files{} need fixing in {trees}",
             if report.needs_attention(true) {
                 "needs attention"
             } else {
                 "ok"
             },
-            report.changes.len(),
-            report.elf_files
+            report.elf_files,
+            and_scripts(planned_scripts)
         ),
     };
     out
