@@ -26,6 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -458,6 +459,28 @@ fn fix_tree(
     report
         .changes
         .extend(script_fixes.iter().map(|f| f.change.clone()));
+    // A rename gives the name a new inode: say so for hard-linked files (uv's cache links the
+    // same wheel file into many venvs), never split them silently.
+    let planned_paths = plans
+        .keys()
+        .filter_map(|n| items.get(*n).map(|i| &i.path))
+        .chain(script_fixes.iter().map(|f| &f.path));
+    for path in planned_paths {
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.nlink() > 1 {
+                let what = if options.mode == Mode::Fix {
+                    "only this name gets the fixed contents; the other names keep the original"
+                } else {
+                    "fix would change only this name; the other names would keep the original"
+                };
+                report.warnings.push(format!(
+                    "{} has {} hard links: {what}",
+                    shown(path),
+                    meta.nlink()
+                ));
+            }
+        }
+    }
     match options.mode {
         Mode::Check => {
             report.roots.extend(roots.problems(&needed_roots));

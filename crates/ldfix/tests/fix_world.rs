@@ -991,3 +991,47 @@ fn scripts_with_a_missing_interpreter_get_the_profiles_one_as_a_store_path() {
     assert_eq!(undo.status, 0, "{undo}");
     assert_eq!(bytes_only(&snapshot(&app)), bytes_only(&original));
 }
+
+/// Hard links are not split silently: the fixed name gets a new inode, the report says so, and
+/// the other name keeps the original bytes (uv's cache links one file into many venvs).
+#[test]
+fn hard_linked_file_is_split_and_the_report_says_so() {
+    let tmp = scratch("hardlink-");
+    let app = tmp.path().join("app");
+    let prog = app.join("bin/hasher");
+    gcc(&prog, CRYPT_C, &["-lcrypt"]);
+    let cache = tmp.path().join("cache-copy");
+    std::fs::hard_link(&prog, &cache).unwrap();
+    let original = std::fs::read(&prog).unwrap();
+    let dry = sh(
+        tmp.path(),
+        &format!("$LDFIX fix --dry-run {}", app.display()),
+    );
+    assert!(
+        dry.stderr.contains(&format!(
+            "{} has 2 hard links: fix would change only this name",
+            prog.display()
+        )),
+        "{dry}"
+    );
+    let fix = sh(
+        tmp.path(),
+        &format!("$LDFIX fix {} && {}", app.display(), prog.display()),
+    );
+    assert_eq!(fix.status, 0, "{fix}");
+    assert!(fix.stdout.contains("hash $6$salt$"), "{fix}");
+    assert!(
+        fix.stderr.contains(&format!(
+            "{} has 2 hard links: only this name gets the fixed contents",
+            prog.display()
+        )),
+        "{fix}"
+    );
+    assert_eq!(
+        std::fs::read(&cache).unwrap(),
+        original,
+        "the other name changed"
+    );
+    assert_eq!(std::fs::metadata(&cache).unwrap().nlink(), 1);
+    assert_ne!(std::fs::read(&prog).unwrap(), original);
+}
