@@ -48,7 +48,10 @@ use crate::write::{replace_file, WriteOptions};
 
 /// The directory GPU drivers come from on NixOS.
 pub const OPENGL_DRIVER_DIR: &str = "/run/opengl-driver/lib";
+/// The directory 32-bit GPU drivers come from on NixOS (`hardware.graphics.enable32Bit`).
+pub const OPENGL_DRIVER_DIR_32: &str = "/run/opengl-driver-32/lib";
 const EM_X86_64: u16 = 62;
+const EM_386: u16 = 3;
 /// Files whose journal records are made durable with one fsync.
 const WRITE_BATCH: usize = 512;
 /// Writers at once: the write phase waits on fsync, not on the CPU.
@@ -130,12 +133,43 @@ impl LazyIndex<'_> {
     }
 }
 
-/// One glibc: its loader and version.
+/// One glibc: its loader, version and architecture.
 #[derive(Debug, Clone)]
 struct Glibc {
     loader: PathBuf,
     dir: PathBuf,
     version: (u32, u32),
+    arch: Arch,
+}
+
+/// An ELF machine and class: which files can share a process (and a provider).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Arch {
+    machine: u16,
+    class64: bool,
+}
+
+impl Arch {
+    const I386: Arch = Arch {
+        machine: EM_386,
+        class64: false,
+    };
+
+    fn of(info: &ElfInfo) -> Self {
+        Self {
+            machine: info.machine,
+            class64: info.class == Class::Elf64,
+        }
+    }
+
+    /// What the library index is asked for on behalf of this architecture's glibc programs.
+    fn requester(self) -> Requester {
+        Requester {
+            machine: self.machine,
+            class: if self.class64 { 2 } else { 1 },
+            ..Requester::x86_64_glibc()
+        }
+    }
 }
 
 impl Glibc {
@@ -145,12 +179,38 @@ impl Glibc {
         if facts.flavour != ldfix_ldso::Flavour::Glibc {
             return None;
         }
+        let contents = ldfix_elf::read::read_candidate(&real).ok()?;
+        let info = ldfix_elf::parse(&contents.bytes).ok()?;
         Some(Self {
             dir: real.parent()?.to_owned(),
             version: facts.glibc_version?,
             loader: real,
+            arch: Arch::of(&info),
         })
     }
+}
+
+/// The newest i386 glibc of the store or a profile (nixpkgs' `pkgsi686Linux.glibc`, there on
+/// NixOS with 32-bit graphics or Steam), for i386 programs: never the x86_64 loader.
+fn i386_glibc(index: &mut LazyIndex<'_>, report: &mut Report) -> Option<Glibc> {
+    let index = match index.get() {
+        Ok(index) => index,
+        Err(e) => {
+            report
+                .warnings
+                .push(format!("library index unavailable: {e}"));
+            return None;
+        }
+    };
+    let dirs: BTreeSet<PathBuf> = index
+        .named(b"libc.so.6")
+        .filter(|lib| lib.machine == EM_386 && lib.class == 1)
+        .map(|lib| lib.real_dir_path().to_owned())
+        .collect();
+    dirs.iter()
+        .filter_map(|d| Glibc::from_loader(&d.join("ld-linux.so.2")))
+        .filter(|g| g.arch == Arch::I386)
+        .max_by_key(|g| g.version)
 }
 
 /// The glibc the system uses: the loader of the programs in the system profile's `bin`, else
@@ -355,9 +415,17 @@ fn fix_tree(
     items.sort_by(|a, b| a.path.cmp(&b.path));
     report.elf_files += items.len();
 
+    let wants_i386 = items
+        .iter()
+        .any(|i| i.info.machine == EM_386 && i.info.is_dynamic());
+    let glibc32 = if wants_i386 {
+        i386_glibc(index, report)
+    } else {
+        None
+    };
     let mut loaders: HashMap<Vec<u8>, bool> = HashMap::new();
     for item in &mut items {
-        classify_item(item, system, &machine.store, &mut loaders);
+        classify_item(item, system, glibc32.as_ref(), &machine.store, &mut loaders);
     }
 
     // Diagnose against the machine (with the originals in place for --update).
@@ -770,6 +838,7 @@ fn original_contents(root: &Path, records: &[Record]) -> HashMap<PathBuf, Vec<u8
 fn classify_item(
     item: &mut Item,
     system: Option<&Glibc>,
+    glibc32: Option<&Glibc>,
     store: &StoreDir,
     loaders: &mut HashMap<Vec<u8>, bool>,
 ) {
@@ -801,12 +870,26 @@ fn classify_item(
             })
         })
     });
+    let i386 = info.machine == EM_386
+        && info.class == Class::Elf32
+        && info.endian == Endian::Little
+        && info.libc != LibcFlavour::Musl;
+    if let (true, Some(g)) = (i386, glibc32) {
+        // Planned like a native file, against the i386 glibc (its loader, its providers).
+        item.glibc = Some(g.clone());
+        return;
+    }
     if !native {
         if info.interpreter.is_some() && !own_loader_ok {
             item.refused = Some(format!(
-                "{} executable whose loader {} is not on this machine; ldfix has no matching loader for it and never gives it a 64-bit x86_64 loader",
+                "{} executable whose loader {} is not on this machine; ldfix has no matching loader for it{} and never gives it a 64-bit x86_64 loader",
                 info.machine_name(),
-                lossy(info.interpreter.as_deref().unwrap_or_default())
+                lossy(info.interpreter.as_deref().unwrap_or_default()),
+                if i386 {
+                    " (no i386 glibc in the Nix store: on NixOS, `hardware.graphics.enable32Bit` brings one, or build `pkgsi686Linux.glibc`)"
+                } else {
+                    ""
+                }
             ));
         } else {
             // Libraries of another architecture are loaded only by programs of that
@@ -926,6 +1009,7 @@ fn choose_newer_glibcs(
         .filter(|(_, i)| {
             i.refused.is_none()
                 && !i.inert
+                && Arch::of(&i.info) == system.arch
                 && i.info.interpreter.is_some()
                 && i.diag.interp_problem.is_some()
                 && !i.diag.glibc_missing.is_empty()
@@ -1025,21 +1109,26 @@ enum Source {
 /// For one SONAME: the versions its users need, the users (files that miss it), their glibc.
 type Wanted<'i> = (BTreeSet<Vec<u8>>, Vec<String>, Option<&'i Glibc>);
 
+/// A SONAME as wanted by files of one architecture: x86_64 and i386 files of one tree never
+/// share a provider.
+type ProviderKey = (Vec<u8>, Arch);
+
 fn choose_providers(
     items: &[Item],
     index: &mut LazyIndex<'_>,
     store: &StoreDir,
     report: &mut Report,
-) -> HashMap<Vec<u8>, Source> {
+) -> HashMap<ProviderKey, Source> {
     // Who needs what, with the union of the versions they need.
-    let mut wanted: BTreeMap<Vec<u8>, Wanted<'_>> = BTreeMap::new();
+    let mut wanted: BTreeMap<ProviderKey, Wanted<'_>> = BTreeMap::new();
     for item in items {
         if item.refused.is_some() || item.inert {
             continue;
         }
         let dl = dlopen_wanted(item);
+        let arch = Arch::of(&item.info);
         for name in item.diag.missing.iter().chain(dl.iter()) {
-            let entry = wanted.entry(name.clone()).or_default();
+            let entry = wanted.entry((name.clone(), arch)).or_default();
             for need in &item.info.version_needs {
                 if &need.file == name {
                     entry.0.extend(need.versions.iter().cloned());
@@ -1057,31 +1146,40 @@ fn choose_providers(
     if wanted.is_empty() {
         return chosen;
     }
-    // Libraries of the tree, by SONAME and file name.
-    let mut in_tree: HashMap<Vec<u8>, &Item> = HashMap::new();
+    // Libraries of the tree, by SONAME and file name, and architecture.
+    let mut in_tree: HashMap<ProviderKey, &Item> = HashMap::new();
     for item in items {
-        if item.info.kind != FileKind::SharedLibrary || item.info.machine != EM_X86_64 {
+        if item.info.kind != FileKind::SharedLibrary {
             continue;
         }
+        let arch = Arch::of(&item.info);
         if let Some(s) = &item.info.soname {
-            in_tree.entry(s.clone()).or_insert(item);
+            in_tree.entry((s.clone(), arch)).or_insert(item);
         }
         if let Some(f) = item.path.file_name() {
-            in_tree.entry(f.as_bytes().to_vec()).or_insert(item);
+            in_tree.entry((f.as_bytes().to_vec(), arch)).or_insert(item);
         }
     }
-    for (name, (versions, users, glibc)) in wanted {
-        if let Some(item) = in_tree.get(&name) {
+    for (key, (versions, users, glibc)) in wanted {
+        let (name, arch) = &key;
+        if let Some(item) = in_tree.get(&key) {
             let defines_all = versions.iter().all(|v| item.info.version_defs.contains(v));
             if defines_all {
-                chosen.insert(name, Source::InTree(item.path.clone()));
+                chosen.insert(key.clone(), Source::InTree(item.path.clone()));
                 continue;
             }
         }
-        if ldfix_index::is_glibc_family(&name) {
+        if ldfix_index::is_glibc_family(name) {
+            // Only ever from the glibc of the file's own loader. A loader whose default
+            // directories do not hold its own libraries (Debian's i386 multilib loader searches
+            // /lib32) gets its own directory in the run path; a nixpkgs loader never needs it.
+            if let Some(g) = glibc.filter(|g| g.dir.join(OsStr::from_bytes(name)).exists()) {
+                chosen.insert(key.clone(), Source::Dir(g.dir.clone()));
+                continue;
+            }
             if !users.is_empty() {
                 report.missing.push(Missing {
-                    soname: lossy(&name),
+                    soname: lossy(name),
                     needed_by: users,
                     versions: versions.iter().map(|v| lossy(v)).collect(),
                     nixpkgs: None,
@@ -1091,22 +1189,26 @@ fn choose_providers(
             }
             continue;
         }
-        let gpu = ldfix_index::is_gpu_driver_library(&name);
+        let gpu = ldfix_index::is_gpu_driver_library(name);
         let found = match index.get() {
             Ok(index) => {
                 let requester = Requester {
                     versions: versions.iter().cloned().collect(),
                     glibc_dir: glibc.map(|g| g.dir.clone()),
-                    ..Requester::x86_64_glibc()
+                    ..arch.requester()
                 };
-                let providers = index.lookup(&name, &requester);
+                let providers = index.lookup(name, &requester);
                 let pick = providers
                     .iter()
                     .filter(|p| gpu == (p.library.source == SourceKind::GpuDriver))
                     .find(|p| p.usable());
                 match pick {
                     Some(p) => Ok(if gpu {
-                        PathBuf::from(OPENGL_DRIVER_DIR)
+                        PathBuf::from(if *arch == Arch::I386 {
+                            OPENGL_DRIVER_DIR_32
+                        } else {
+                            OPENGL_DRIVER_DIR
+                        })
                     } else {
                         p.library.real_dir_path().to_owned()
                     }),
@@ -1117,7 +1219,10 @@ fn choose_providers(
                             p.missing_versions.iter().map(|v| lossy(v)).collect::<Vec<_>>().join(", ")
                         ),
                         None if gpu => format!("a GPU driver library: it comes only from {OPENGL_DRIVER_DIR} (enable the graphics driver)"),
-                        None => "no library of this name for x86_64 glibc on this machine".into(),
+                        None => format!(
+                            "no library of this name for {} glibc on this machine",
+                            if *arch == Arch::I386 { "i386" } else { "x86_64" }
+                        ),
                     }),
                 }
             }
@@ -1128,16 +1233,16 @@ fn choose_providers(
                 if !gpu && !store.contains(&dir) {
                     report.warnings.push(format!(
                         "{} comes from {}, outside the Nix store",
-                        lossy(&name),
+                        lossy(name),
                         dir.display()
                     ));
                 }
-                chosen.insert(name, Source::Dir(dir));
+                chosen.insert(key.clone(), Source::Dir(dir));
             }
             Err(why) if !users.is_empty() => {
-                let entry = ldfix_index::nixpkgs::lookup(&name);
+                let entry = ldfix_index::nixpkgs::lookup(name);
                 report.missing.push(Missing {
-                    soname: lossy(&name),
+                    soname: lossy(name),
                     needed_by: users,
                     versions: versions.iter().map(|v| lossy(v)).collect(),
                     nixpkgs: entry.map(|e| e.installable()),
@@ -1235,7 +1340,7 @@ fn origin_relative(from_dir: &Path, to: &Path) -> Vec<u8> {
 
 fn plan_file(
     item: &Item,
-    providers: &HashMap<Vec<u8>, Source>,
+    providers: &HashMap<ProviderKey, Source>,
     store: &StoreDir,
     report: &mut Report,
 ) -> Result<Option<Plan>, String> {
@@ -1291,8 +1396,9 @@ fn plan_file(
         .cloned()
         .chain(dlopen_wanted(item))
         .collect();
+    let arch = Arch::of(info);
     for name in &wanted {
-        let Some(source) = providers.get(name) else {
+        let Some(source) = providers.get(&(name.clone(), arch)) else {
             continue;
         };
         let entry = match source {
@@ -1317,7 +1423,7 @@ fn plan_file(
                 .sonames
                 .first()
                 .filter(|s| dl.contains(s))
-                .and_then(|s| providers.get(s))
+                .and_then(|s| providers.get(&(s.clone(), arch)))
                 .map(|src| match src {
                     Source::InTree(p) => shown(p),
                     Source::Dir(d) => shown(d),

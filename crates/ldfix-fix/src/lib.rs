@@ -11,7 +11,7 @@ mod scripts;
 mod undo;
 mod walk;
 pub mod write;
-pub use engine::{fix, Event, Machine, Mode, Options, OPENGL_DRIVER_DIR};
+pub use engine::{fix, Event, Machine, Mode, Options, OPENGL_DRIVER_DIR, OPENGL_DRIVER_DIR_32};
 pub use error::FixError;
 pub use journal::{content_hash, Journal, Record, STATE_DIR};
 pub use report::*;

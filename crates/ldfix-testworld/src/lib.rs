@@ -146,6 +146,8 @@ fn world_key() -> Result<String> {
         "nix-bin",
         "bash",
         "libtinfo6",
+        "libc6-i386",
+        "lib32z1",
     ]);
     let out = Command::new("dpkg-query")
         .args(["-W", "-f", "${Package}=${Version}\n"])
@@ -421,6 +423,15 @@ impl World {
     /// world).
     pub fn glibc_next(&self) -> &Path {
         self.must("glibcNext")
+    }
+    /// `…-glibc-2.36` for i386 (Debian's libc6-i386, like nixpkgs' `pkgsi686Linux.glibc`): its
+    /// `lib/ld-linux.so.2` is Debian's, not rewritten (see `store.rs`, `Kind::Libs32`).
+    pub fn glibc32(&self) -> &Path {
+        self.must("glibc32")
+    }
+    /// `…-zlib-1.2.13` for i386 (lib32z1).
+    pub fn zlib32(&self) -> &Path {
+        self.must("zlib32")
     }
     /// Debian 13's packages: the newer glibc's source and a program that needs it.
     pub fn debian13(&self) -> Result<&Debian13> {

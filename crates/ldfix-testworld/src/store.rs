@@ -45,6 +45,11 @@ pub(crate) enum Kind {
     NixCli,
     /// A symlink farm of other packages (profiles).
     Farm,
+    /// 32-bit x86 libraries from Debian's `lib32` multilib packages (nixpkgs' `pkgsi686Linux`),
+    /// left as Debian built them: the i386 loader is not rewritten (its code addresses the
+    /// strings through the GOT, not RIP-relative), so it searches `/lib32/`, `/usr/lib32/`,
+    /// `/lib/` and `/usr/lib/`, none of which exists in the sandbox.
+    Libs32,
 }
 
 /// One world package.
@@ -285,6 +290,21 @@ pub(crate) fn packages(debian13: Option<&Debian13>) -> Result<Vec<Pkg>> {
             &["python3", "zlib"],
         ),
     ];
+    // nixpkgs' pkgsi686Linux.glibc and .zlib (present on NixOS with 32-bit graphics enabled).
+    pkgs.push(p(
+        "glibc32",
+        format!("glibc-{}", v("libc6-i386")?),
+        Kind::Libs32,
+        &["libc6-i386"],
+        &[],
+    ));
+    pkgs.push(p(
+        "zlib32",
+        format!("zlib-{}", v("lib32z1")?),
+        Kind::Libs32,
+        &["lib32z1"],
+        &["glibc32"],
+    ));
     if let Some(d13) = debian13 {
         // Last, so the system glibc stays the first provider of every glibc library name.
         let mut next = p(
@@ -400,6 +420,7 @@ pub(crate) fn stage_all(
         match p.kind {
             Kind::Busybox => stage_busybox(&stage)?,
             Kind::StubLd => stage_stub_ld(&stage, c_dir)?,
+            Kind::Libs32 => copy_libs(p, &stage.join("lib"))?,
             Kind::Libs | Kind::Glibc => {
                 copy_libs(p, &stage.join("lib"))?;
                 if p.kind == Kind::Glibc {
@@ -496,7 +517,11 @@ fn copy_libs(p: &Pkg, lib: &Path) -> Result<()> {
                 continue;
             };
             let parent_ok = shown.parent().is_some_and(|d| {
-                d == Path::new(MULTIARCH) || d == Path::new("/lib/x86_64-linux-gnu")
+                if p.kind == Kind::Libs32 {
+                    d == Path::new("/lib32") || d == Path::new("/usr/lib32")
+                } else {
+                    d == Path::new(MULTIARCH) || d == Path::new("/lib/x86_64-linux-gnu")
+                }
             });
             let wanted = p.only.is_empty() || p.only.iter().any(|o| name.starts_with(o));
             if parent_ok && name.contains(".so") && wanted && !lib.join(&name).exists() {

@@ -593,15 +593,19 @@ fn check_flags_a_copied_tree_and_fix_roots_it_again() {
     assert_eq!(refix.status, 0, "{refix}");
 }
 
+/// A foreign-architecture program with no loader for it on the machine (aarch64's libc.so.6,
+/// which is also a program) is refused, never given the x86_64 loader; a script whose
+/// interpreter no profile has is reported. Nothing is modified.
 #[test]
-fn i386_program_is_refused_and_broken_script_reported() {
-    let tmp = scratch("i386-");
+fn foreign_program_is_refused_and_broken_script_reported() {
+    let tmp = scratch("foreign-");
     let app = tmp.path().join("app");
-    gcc(
-        &app.join("bin/hello32"),
-        "int main(void){return 0;}",
-        &["-m32"],
-    );
+    std::fs::create_dir_all(app.join("bin")).unwrap();
+    std::fs::copy(
+        "/usr/aarch64-linux-gnu/lib/libc.so.6",
+        app.join("bin/libc-aarch64"),
+    )
+    .expect("aarch64's libc.so.6 (apt-get install -y libc6-arm64-cross)");
     let script = app.join("bin/tool.sh");
     // No perl in the profiles: reported, left as it is.
     std::fs::write(&script, "#!/usr/bin/perl\nprint 1;\n").unwrap();
@@ -615,7 +619,9 @@ fn i386_program_is_refused_and_broken_script_reported() {
     assert_eq!(fix.status, 1, "{fix}");
     assert!(fix.stdout.contains("not fixed:"), "{fix}");
     assert!(
-        fix.stdout.contains("never gives it a 64-bit x86_64 loader"),
+        fix.stdout
+            .contains("aarch64 executable whose loader /lib/ld-linux-aarch64.so.1")
+            && fix.stdout.contains("never gives it a 64-bit x86_64 loader"),
         "{fix}"
     );
     assert!(
@@ -628,8 +634,67 @@ fn i386_program_is_refused_and_broken_script_reported() {
     assert_eq!(
         bytes_only(&snapshot(&app)),
         bytes_only(&original),
-        "an i386 file was modified"
+        "a refused file was modified"
     );
+}
+
+/// i386 programs get the store's i386 glibc (nixpkgs' `pkgsi686Linux.glibc`) and i386
+/// providers, never the x86_64 ones: one tree holds an i386 and an x86_64 program that both
+/// need `libz.so.1`, and each gets its own architecture's zlib.
+#[test]
+fn i386_and_x86_64_programs_of_one_tree_get_their_own_loader_and_providers() {
+    let w = world();
+    let tmp = scratch("i386-");
+    let app = tmp.path().join("app");
+    let zver = "#include <stdio.h>\n#include <zlib.h>\nint main(void){printf(\"zlib %s %d-bit ok\\n\", zlibVersion(), (int)(8 * sizeof(void *)));return 0;}\n";
+    let p32 = app.join("bin/zver32");
+    let p64 = app.join("bin/zver64");
+    gcc(&p32, zver, &["-m32", "-lz"]);
+    gcc(&p64, zver, &["-lz"]);
+    let original = snapshot(&app);
+    let before = sh(tmp.path(), &p32.display().to_string());
+    assert_eq!(before.status, 127, "{before}");
+
+    let fix = sh(
+        tmp.path(),
+        &format!(
+            "$LDFIX fix {} && {} && {}",
+            app.display(),
+            p32.display(),
+            p64.display()
+        ),
+    );
+    assert_eq!(fix.status, 0, "{fix}");
+    assert!(fix.stdout.contains("zlib 1.2.13 32-bit ok"), "{fix}");
+    assert!(fix.stdout.contains("zlib 1.2.13 64-bit ok"), "{fix}");
+    let glibc32 = w.glibc32().display().to_string();
+    let zlib32 = w.zlib32().display().to_string();
+    let d32 = ldfix_testworld::readelf(&p32).unwrap();
+    assert_eq!(
+        d32.interp.as_deref(),
+        Some(format!("{glibc32}/lib/ld-linux.so.2").as_str()),
+        "{fix}"
+    );
+    // Debian's i386 loader searches /lib32: its own libc directory is in the run path.
+    assert_eq!(
+        d32.rpath.as_deref(),
+        Some(format!("{zlib32}/lib:{glibc32}/lib").as_str()),
+        "{fix}"
+    );
+    let d64 = ldfix_testworld::readelf(&p64).unwrap();
+    let rpath64 = d64.rpath.unwrap_or_default();
+    assert!(
+        !rpath64.contains(&zlib32)
+            && !rpath64.contains(&glibc32)
+            && rpath64.ends_with("-zlib-1.2.13/lib"),
+        "{rpath64}: {fix}"
+    );
+
+    let again = sh(tmp.path(), &format!("$LDFIX fix --check {}", app.display()));
+    assert_eq!(again.status, 0, "{again}");
+    let undo = sh(tmp.path(), &format!("$LDFIX undo {}", app.display()));
+    assert_eq!(undo.status, 0, "{undo}");
+    assert_eq!(bytes_only(&snapshot(&app)), bytes_only(&original));
 }
 
 /// Copies `src` into `dst` (regular files, directories and symlinks as they are).
