@@ -178,6 +178,22 @@ pub fn plan(
     let baseline_map = resolutions(&baseline);
     let roots = roots(&baseline, &subjects, &fs);
     let mut trees = baseline.clone();
+    // glibc's own libraries come from the chosen loader's default directories. A loader whose
+    // defaults do not hold them (Debian's i386 multilib loader searches /lib32) is given its own
+    // directory, and only that one: never another glibc's.
+    if let Some(dir) = &glibc_dir {
+        let own_missing = trees.iter().flatten().any(|tree| {
+            tree.edges.iter().any(|e| {
+                matches!(e.outcome, Outcome::Missing)
+                    && is_glibc_family(&e.name)
+                    && dir.join(OsStr::from_bytes(&e.name)).exists()
+            })
+        });
+        if own_missing && usable_in_path(dir) {
+            plan.dirs.push(dir.clone());
+            trees = resolve_all(&plan.dirs);
+        }
+    }
     let mut tried: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut unresolved: Vec<(Unresolved, bool)> = Vec::new();
     // A candidate directory is taken when the wanted library then resolves, no new symbol

@@ -763,3 +763,54 @@ fn program_needing_a_newer_glibc_runs_with_the_newer_store_loader() {
     }
     assert_unchanged(&before, &snapshot(&app));
 }
+
+/// An i386 program that needs `libz.so.1`: `run` takes the store's i386 glibc loader (nixpkgs'
+/// `pkgsi686Linux.glibc`) and the i386 zlib, never the x86_64 ones, and changes no file.
+#[test]
+fn i386_program_runs_with_the_i386_loader_and_providers() {
+    let w = world();
+    let work = Work::new("i386");
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let src = app.join("zver.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <zlib.h>\nint main(void){printf(\"zlib %s %d-bit ok\\n\", zlibVersion(), (int)(8 * sizeof(void *)));return 0;}\n",
+    )
+    .unwrap();
+    let program = app.join("zver32");
+    gcc(
+        &program,
+        &[src.as_os_str(), OsStr::new("-m32"), OsStr::new("-lz")],
+    );
+    let before = snapshot(&app);
+    // Several worlds may share the store: match the packages, not the hashes; the run below
+    // proves the architecture (an x86_64 libz cannot load into an i386 process).
+    let x86_64_zlib = std::fs::canonicalize(w.zlib())
+        .unwrap()
+        .display()
+        .to_string();
+    for lib64 in &VARIANTS {
+        let sb = work.sandbox(lib64);
+        let direct = without_ldfix(&sb, &[program.as_os_str()]);
+        assert_eq!(direct.status, 127, "{lib64:?} without ldfix: {direct}");
+        let printed = ldfix_run(&sb, &[OsStr::new("--print"), program.as_os_str()]);
+        let words: Vec<&str> = printed.stdout.split(' ').collect();
+        assert!(
+            printed.success()
+                && words.first().is_some_and(|l| l.starts_with("/nix/store/")
+                    && l.ends_with("-glibc-2.36/lib/ld-linux.so.2"))
+                && words.get(3) == Some(&"--library-path")
+                && words.get(4).is_some_and(|d| d.contains("-glibc-2.36/lib:")
+                    && d.ends_with("-zlib-1.2.13/lib")
+                    && !d.contains(&x86_64_zlib)),
+            "{lib64:?}: {printed}"
+        );
+        let out = ldfix_run(&sb, &[program.as_os_str()]);
+        assert!(
+            out.success() && out.stdout == "zlib 1.2.13 32-bit ok\n",
+            "{lib64:?}: {out}"
+        );
+    }
+    assert_unchanged(&before, &snapshot(&app));
+}
