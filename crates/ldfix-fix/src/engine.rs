@@ -133,7 +133,8 @@ impl LazyIndex<'_> {
     }
 }
 
-/// One glibc: its loader, version and architecture.
+/// The C library behind a loader: a glibc (the common case, hence the name) or musl (`arch.musl`,
+/// `version` 0.0): its loader, directory, version and architecture.
 #[derive(Debug, Clone)]
 struct Glibc {
     loader: PathBuf,
@@ -142,52 +143,112 @@ struct Glibc {
     arch: Arch,
 }
 
-/// An ELF machine and class: which files can share a process (and a provider).
+/// An ELF machine and class, and the C library: which files can share a process (and a
+/// provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Arch {
     machine: u16,
     class64: bool,
+    musl: bool,
 }
 
 impl Arch {
     const I386: Arch = Arch {
         machine: EM_386,
         class64: false,
+        musl: false,
     };
 
     fn of(info: &ElfInfo) -> Self {
         Self {
             machine: info.machine,
             class64: info.class == Class::Elf64,
+            musl: info.libc == LibcFlavour::Musl,
         }
     }
 
-    /// What the library index is asked for on behalf of this architecture's glibc programs.
+    /// What the library index is asked for on behalf of this architecture's programs.
     fn requester(self) -> Requester {
         Requester {
             machine: self.machine,
             class: if self.class64 { 2 } else { 1 },
+            libc: if self.musl { "musl" } else { "glibc" }.into(),
             ..Requester::x86_64_glibc()
         }
     }
 }
 
 impl Glibc {
+    /// The glibc whose loader is `path`; `None` for anything else (musl included).
     fn from_loader(path: &Path) -> Option<Self> {
+        Self::from_any_loader(path).filter(|g| !g.arch.musl)
+    }
+
+    /// The glibc or musl whose loader is `path`.
+    fn from_any_loader(path: &Path) -> Option<Self> {
         let real = std::fs::canonicalize(path).ok()?;
         let facts = LoaderFacts::read(&RealFs, &real).ok()?;
-        if facts.flavour != ldfix_ldso::Flavour::Glibc {
-            return None;
-        }
+        let dir = real.parent()?.to_owned();
+        let (loader, version, musl) = match facts.flavour {
+            ldfix_ldso::Flavour::Glibc => (real.clone(), facts.glibc_version?, false),
+            // musl's loader is its libc.so under the name `ld-musl-ARCH.so.1`; that name is what
+            // programs carry (nixpkgs, Alpine) and what musl derives its path file from.
+            ldfix_ldso::Flavour::Musl => (dir.join(path.file_name()?), (0, 0), true),
+        };
         let contents = ldfix_elf::read::read_candidate(&real).ok()?;
         let info = ldfix_elf::parse(&contents.bytes).ok()?;
         Some(Self {
-            dir: real.parent()?.to_owned(),
-            version: facts.glibc_version?,
-            loader: real,
-            arch: Arch::of(&info),
+            dir,
+            version,
+            loader,
+            arch: Arch {
+                musl,
+                ..Arch::of(&info)
+            },
         })
     }
+
+    /// `glibc 2.36` or `musl`, for messages.
+    fn describe(&self) -> String {
+        if self.arch.musl {
+            "musl".into()
+        } else {
+            format!("glibc {}.{}", self.version.0, self.version.1)
+        }
+    }
+}
+
+/// A musl loader of the store or a profile (nixpkgs' `musl`: `lib/ld-musl-x86_64.so.1`), for
+/// x86_64 musl programs whose own loader is missing: never a glibc loader.
+fn musl_loader(index: &mut LazyIndex<'_>, report: &mut Report) -> Option<Glibc> {
+    const NAME: &[u8] = b"ld-musl-x86_64.so.1";
+    let index = match index.get() {
+        Ok(index) => index,
+        Err(e) => {
+            report
+                .warnings
+                .push(format!("library index unavailable: {e}"));
+            return None;
+        }
+    };
+    let dirs: BTreeSet<PathBuf> = index
+        .named(NAME)
+        .filter(|lib| lib.machine == EM_X86_64 && lib.class == 2)
+        .map(|lib| lib.real_dir_path().to_owned())
+        .collect();
+    // The newest by its store path's version (`musl-1.2.5` after `musl-1.2.3`), as the index
+    // ranks versions: musl's loader has no version banner to read.
+    let version = |g: &Glibc| {
+        g.dir
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| ldfix_nix::PackageName::parse(n).version)
+            .unwrap_or_default()
+    };
+    dirs.iter()
+        .filter_map(|d| Glibc::from_any_loader(&d.join(OsStr::from_bytes(NAME))))
+        .filter(|g| g.arch.musl)
+        .max_by(|a, b| ldfix_nix::compare_versions(&version(a), &version(b)))
 }
 
 /// The newest i386 glibc of the store or a profile (nixpkgs' `pkgsi686Linux.glibc`, there on
@@ -423,9 +484,24 @@ fn fix_tree(
     } else {
         None
     };
+    let wants_musl = items
+        .iter()
+        .any(|i| i.info.libc == LibcFlavour::Musl && i.info.is_dynamic());
+    let musl = if wants_musl {
+        musl_loader(index, report)
+    } else {
+        None
+    };
     let mut loaders: HashMap<Vec<u8>, bool> = HashMap::new();
     for item in &mut items {
-        classify_item(item, system, glibc32.as_ref(), &machine.store, &mut loaders);
+        classify_item(
+            item,
+            system,
+            glibc32.as_ref(),
+            musl.as_ref(),
+            &machine.store,
+            &mut loaders,
+        );
     }
 
     // Diagnose against the machine (with the originals in place for --update).
@@ -839,6 +915,7 @@ fn classify_item(
     item: &mut Item,
     system: Option<&Glibc>,
     glibc32: Option<&Glibc>,
+    musl: Option<&Glibc>,
     store: &StoreDir,
     loaders: &mut HashMap<Vec<u8>, bool>,
 ) {
@@ -899,9 +976,13 @@ fn classify_item(
         return;
     }
     if info.libc == LibcFlavour::Musl {
-        if info.interpreter.is_some() && !own_loader_ok {
+        let executable_needs_loader = info.interpreter.is_some() && !own_loader_ok;
+        if let Some(m) = musl.filter(|_| executable_needs_loader || info.interpreter.is_none()) {
+            // Planned like a glibc file, against musl's loader and musl providers only.
+            item.glibc = Some(m.clone());
+        } else if executable_needs_loader {
             item.refused = Some(format!(
-                "musl executable whose loader {} does not exist; ldfix does not give musl programs a glibc loader (install musl and run it with its loader)",
+                "musl executable whose loader {} does not exist, and no musl is in the Nix store (`nix-build '<nixpkgs>' -A musl`, or install it); ldfix never gives a musl program a glibc loader",
                 lossy(info.interpreter.as_deref().unwrap_or_default())
             ));
         } else {
@@ -1153,11 +1234,18 @@ fn choose_providers(
             continue;
         }
         let arch = Arch::of(&item.info);
-        if let Some(s) = &item.info.soname {
-            in_tree.entry((s.clone(), arch)).or_insert(item);
+        // A library that needs no C library at all serves glibc and musl programs alike.
+        let mut arches = vec![arch];
+        if item.info.libc == LibcFlavour::None {
+            arches.push(Arch { musl: true, ..arch });
         }
-        if let Some(f) = item.path.file_name() {
-            in_tree.entry((f.as_bytes().to_vec(), arch)).or_insert(item);
+        for arch in arches {
+            if let Some(s) = &item.info.soname {
+                in_tree.entry((s.clone(), arch)).or_insert(item);
+            }
+            if let Some(f) = item.path.file_name() {
+                in_tree.entry((f.as_bytes().to_vec(), arch)).or_insert(item);
+            }
         }
     }
     for (key, (versions, users, glibc)) in wanted {
@@ -1220,8 +1308,9 @@ fn choose_providers(
                         ),
                         None if gpu => format!("a GPU driver library: it comes only from {OPENGL_DRIVER_DIR} (enable the graphics driver)"),
                         None => format!(
-                            "no library of this name for {} glibc on this machine",
-                            if *arch == Arch::I386 { "i386" } else { "x86_64" }
+                            "no library of this name for {} {} on this machine",
+                            if arch.class64 { "x86_64" } else { "i386" },
+                            if arch.musl { "musl" } else { "glibc" }
                         ),
                     }),
                 }
@@ -1357,10 +1446,7 @@ fn plan_file(
     if let (Some(problem), Some(glibc)) = (&item.diag.interp_problem, &item.glibc) {
         if info.interpreter.is_some() {
             let new = glibc.loader.as_os_str().as_bytes().to_vec();
-            reasons.push(format!(
-                "{problem}: loader of glibc {}.{}",
-                glibc.version.0, glibc.version.1
-            ));
+            reasons.push(format!("{problem}: loader of {}", glibc.describe()));
             edits.interpreter = Some(new);
         }
     }

@@ -148,6 +148,7 @@ fn world_key() -> Result<String> {
         "libtinfo6",
         "libc6-i386",
         "lib32z1",
+        "musl",
     ]);
     let out = Command::new("dpkg-query")
         .args(["-W", "-f", "${Package}=${Version}\n"])
@@ -428,6 +429,10 @@ impl World {
     /// `lib/ld-linux.so.2` is Debian's, not rewritten (see `store.rs`, `Kind::Libs32`).
     pub fn glibc32(&self) -> &Path {
         self.must("glibc32")
+    }
+    /// `…-musl-1.2.3`: musl's `lib/libc.so` and `lib/ld-musl-x86_64.so.1`, in no profile.
+    pub fn musl(&self) -> &Path {
+        self.must("musl")
     }
     /// `…-zlib-1.2.13` for i386 (lib32z1).
     pub fn zlib32(&self) -> &Path {

@@ -50,6 +50,9 @@ pub(crate) enum Kind {
     /// strings through the GOT, not RIP-relative), so it searches `/lib32/`, `/usr/lib32/`,
     /// `/lib/` and `/usr/lib/`, none of which exists in the sandbox.
     Libs32,
+    /// musl (nixpkgs' `musl`): `lib/libc.so`, which is also the loader, and the loader's name
+    /// `lib/ld-musl-x86_64.so.1` linking to it.
+    Musl,
 }
 
 /// One world package.
@@ -305,6 +308,13 @@ pub(crate) fn packages(debian13: Option<&Debian13>) -> Result<Vec<Pkg>> {
         &["lib32z1"],
         &["glibc32"],
     ));
+    pkgs.push(p(
+        "musl",
+        format!("musl-{}", v("musl")?),
+        Kind::Musl,
+        &["musl"],
+        &[],
+    ));
     if let Some(d13) = debian13 {
         // Last, so the system glibc stays the first provider of every glibc library name.
         let mut next = p(
@@ -421,6 +431,13 @@ pub(crate) fn stage_all(
             Kind::Busybox => stage_busybox(&stage)?,
             Kind::StubLd => stage_stub_ld(&stage, c_dir)?,
             Kind::Libs32 => copy_libs(p, &stage.join("lib"))?,
+            Kind::Musl => {
+                let lib = stage.join("lib");
+                fs::create_dir_all(&lib)?;
+                fs::copy("/lib/x86_64-linux-musl/libc.so", lib.join("libc.so"))
+                    .context("copying musl's libc.so (apt-get install -y musl)")?;
+                symlink("libc.so", lib.join("ld-musl-x86_64.so.1"))?;
+            }
             Kind::Libs | Kind::Glibc => {
                 copy_libs(p, &stage.join("lib"))?;
                 if p.kind == Kind::Glibc {

@@ -922,47 +922,91 @@ fn dlopen_note_dependency_becomes_loadable_from_the_declaring_library() {
     }
 }
 
-/// A dynamically linked musl program (musl-gcc): there is no musl loader on this NixOS, and
-/// ldfix never gives a musl program a glibc loader. It is refused, naming the loader, and left
-/// byte for byte as it was.
+/// Dynamically linked musl programs (musl-gcc) get the store's musl loader (nixpkgs' `musl`,
+/// in no profile), never a glibc one; a library they need that only glibc builds provide
+/// (`libz.so.1`) is reported, never taken from a glibc package.
 #[test]
-fn musl_program_without_its_loader_is_refused_clearly() {
+fn musl_programs_get_the_store_musl_loader_and_never_glibc_libraries() {
+    let w = world();
     let tmp = scratch("musl-");
     let app = tmp.path().join("app");
-    let prog = app.join("bin/hello-musl");
-    std::fs::create_dir_all(prog.parent().unwrap()).unwrap();
-    let src = tmp.path().join("hello-musl.c");
-    std::fs::write(
-        &src,
+    let bin = app.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let musl_gcc = |out: &Path, src: &str, extra: &[&str]| {
+        let c = tmp.path().join("src.c");
+        std::fs::write(&c, src).unwrap();
+        let status = Command::new("musl-gcc")
+            .arg("-o")
+            .arg(out)
+            .arg(&c)
+            .args(extra)
+            .status()
+            .expect("musl-gcc (apt-get install -y musl-tools)");
+        assert!(status.success());
+    };
+    let hello = bin.join("hello-musl");
+    musl_gcc(
+        &hello,
         "#include <stdio.h>\nint main(void){puts(\"musl ok\");return 0;}\n",
-    )
-    .unwrap();
-    let status = Command::new("musl-gcc")
-        .arg("-o")
-        .arg(&prog)
-        .arg(&src)
-        .status()
-        .expect("musl-gcc (apt-get install -y musl-tools)");
-    assert!(status.success());
+        &[],
+    );
+    // A musl program that needs libz.so.1: built against a musl stub outside the tree.
+    let stub_dir = tmp.path().join("stub");
+    std::fs::create_dir_all(&stub_dir).unwrap();
+    musl_gcc(
+        &stub_dir.join("libz.so.1"),
+        "const char *zlibVersion(void){return \"stub\";}\n",
+        &["-shared", "-fPIC", "-Wl,-soname,libz.so.1"],
+    );
+    let needs_z = bin.join("zver-musl");
+    musl_gcc(
+        &needs_z,
+        "const char *zlibVersion(void); int main(void){return zlibVersion()[0] == 0;}\n",
+        &[&format!("-L{}", stub_dir.display()), "-l:libz.so.1"],
+    );
     assert_eq!(
-        ldfix_testworld::readelf(&prog).unwrap().interp.as_deref(),
+        ldfix_testworld::readelf(&hello).unwrap().interp.as_deref(),
         Some("/lib/ld-musl-x86_64.so.1")
     );
-    let original = snapshot(&app);
-    let fix = sh(tmp.path(), &format!("$LDFIX fix {}", app.display()));
-    assert_eq!(fix.status, 1, "{fix}");
+    let before = sh(tmp.path(), &hello.display().to_string());
+    assert_eq!(before.status, 127, "{before}");
+
+    let fix = sh(
+        tmp.path(),
+        &format!(
+            "$LDFIX fix {}; echo status=$?; {}",
+            app.display(),
+            hello.display()
+        ),
+    );
+    assert!(fix.stdout.contains("status=1"), "libz is missing: {fix}");
+    assert!(fix.stdout.contains("musl ok"), "{fix}");
+    // Several worlds may share the store: match the package, not the hash.
+    let interp = ldfix_testworld::readelf(&hello).unwrap().interp.unwrap();
+    assert!(
+        interp.starts_with("/nix/store/")
+            && interp.ends_with("-musl-1.2.3/lib/ld-musl-x86_64.so.1"),
+        "{interp}: {fix}"
+    );
+    assert!(fix.stdout.contains("loader of musl"), "{fix}");
     assert!(
         fix.stdout.contains(&format!(
-            "not fixed: {}: musl executable whose loader /lib/ld-musl-x86_64.so.1 does not exist",
-            prog.display()
-        )) && fix
-            .stdout
-            .contains("does not give musl programs a glibc loader"),
+            "missing: libz.so.1 (needed by {}): no library of this name for x86_64 musl",
+            needs_z.display()
+        )),
         "{fix}"
     );
-    assert_eq!(bytes_only(&snapshot(&app)), bytes_only(&original));
-    let check = sh(tmp.path(), &format!("$LDFIX fix --check {}", app.display()));
-    assert_eq!(check.status, 1, "{check}");
+    let z_info = ldfix_testworld::readelf(&needs_z).unwrap();
+    let glibc_zlib = std::fs::canonicalize(w.zlib())
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(
+        !z_info.rpath.unwrap_or_default().contains(&glibc_zlib),
+        "a glibc zlib was given to a musl program: {fix}"
+    );
+    let undo = sh(tmp.path(), &format!("$LDFIX undo {}", app.display()));
+    assert_eq!(undo.status, 0, "{undo}");
 }
 
 /// `#!/bin/bash` does not exist on NixOS: `fix` rewrites it to the store path of the profile's
