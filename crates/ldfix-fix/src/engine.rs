@@ -471,7 +471,7 @@ fn fix_tree(
             Read::Script(path, head) => scripts.push((path, head)),
         }
     }
-    let (script_fixes, script_refs) = plan_scripts(&scripts, machine, report);
+    let (script_fixes, script_refs) = plan_scripts(&scripts, &originals, machine, report);
     progress(Event::Finish);
     items.sort_by(|a, b| a.path.cmp(&b.path));
     report.elf_files += items.len();
@@ -749,42 +749,46 @@ struct ScriptFix {
     change: Change,
 }
 
-/// Plans the executable `#!` scripts of the tree: a rewrite when the interpreter is missing and
-/// a program of that name is in the system or user profile, a reported problem otherwise. Also
-/// returns the store paths the scripts' interpreters are in (fixed now or by an earlier run),
-/// which the tree's GC roots must keep.
+/// Plans the executable `#!` scripts of the tree (see [`crate::scripts`]): a rewrite when the
+/// interpreter is a missing FHS program that a profile has, a reported problem otherwise. With
+/// `--update`, scripts ldfix changed before are planned again from their originals. Also returns
+/// the store paths the scripts' interpreters are in (fixed now or by an earlier run), which the
+/// tree's GC roots must keep.
 fn plan_scripts(
     scripts: &[(PathBuf, Vec<u8>)],
+    originals: &HashMap<PathBuf, Vec<u8>>,
     machine: &Machine,
     report: &mut Report,
 ) -> (Vec<ScriptFix>, BTreeSet<PathBuf>) {
-    let mut bins = vec![machine.system_profile.join("bin")];
-    for profile in &machine.index.profiles {
-        if matches!(profile.kind, ProfileKind::System | ProfileKind::User) {
-            if let Some(root) = profile.lib_dir.parent() {
-                bins.push(root.join("bin"));
-            }
-        }
-    }
+    // The order of NixOS's PATH: user profiles, then the system profile.
+    let mut bins: Vec<PathBuf> = machine
+        .index
+        .profiles
+        .iter()
+        .filter(|p| p.kind == ProfileKind::User)
+        .filter_map(|p| p.lib_dir.parent().map(|root| root.join("bin")))
+        .collect();
+    bins.push(machine.system_profile.join("bin"));
     bins.dedup();
     let find = |name: &OsStr| scripts::find_in(&bins, name);
     let exists = |p: &Path| p.exists();
+    let interpreter_ref = |data: &[u8]| {
+        let sb = ldfix_elf::read::parse_shebang(data)?;
+        let interp = Path::new(OsStr::from_bytes(&sb.interpreter));
+        let sp = machine.store.store_path_of(interp)?;
+        sp.path().exists().then(|| sp.path().to_owned())
+    };
     let mut fixes = Vec::new();
     let mut refs = BTreeSet::new();
     for (path, head) in scripts {
-        let interpreter_ref = |interp: &[u8]| {
-            let interp = Path::new(OsStr::from_bytes(interp));
-            machine
-                .store
-                .store_path_of(interp)
-                .map(|sp| sp.path().to_owned())
+        let original = originals.get(path);
+        let base = original.map_or(head.as_slice(), Vec::as_slice);
+        let len = match original {
+            Some(o) => o.len() as u64,
+            None => std::fs::metadata(path).map_or(0, |m| m.len()),
         };
-        match scripts::plan(head, &exists, &find) {
-            ScriptPlan::Fine => {
-                if let Some(sb) = ldfix_elf::read::parse_shebang(head) {
-                    refs.extend(interpreter_ref(&sb.interpreter).filter(|p| p.exists()));
-                }
-            }
+        match scripts::plan(base, len, &exists, &find) {
+            ScriptPlan::Fine => refs.extend(interpreter_ref(head)),
             ScriptPlan::Broken(why) => report.scripts.push(Problem {
                 file: shown(path),
                 what: why,
@@ -795,8 +799,8 @@ fn plan_scripts(
                 ..
             } => {
                 // The head is only the start of the file: plan again from all of it.
-                let old = match std::fs::read(path) {
-                    Ok(old) => old,
+                let current = match std::fs::read(path) {
+                    Ok(current) => current,
                     Err(e) => {
                         report.refused.push(Problem {
                             file: shown(path),
@@ -805,19 +809,31 @@ fn plan_scripts(
                         continue;
                     }
                 };
-                let ScriptPlan::Rewrite { new, .. } = scripts::plan(&old, &exists, &find) else {
+                let full = original.unwrap_or(&current);
+                let ScriptPlan::Rewrite { new, .. } =
+                    scripts::plan(full, full.len() as u64, &exists, &find)
+                else {
+                    report.refused.push(Problem {
+                        file: shown(path),
+                        what: "it changed while ldfix read it; run `ldfix fix` again".into(),
+                    });
                     continue;
                 };
-                refs.extend(interpreter_ref(new_interpreter.as_os_str().as_bytes()));
-                let name = new_interpreter
+                refs.extend(interpreter_ref(&new));
+                if new == current {
+                    continue; // --update: still the best interpreter.
+                }
+                let name = Path::new(OsStr::from_bytes(&old_interpreter))
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                let old_shown = ldfix_elf::read::parse_shebang(&current)
+                    .map_or_else(|| lossy(&old_interpreter), |sb| lossy(&sb.interpreter));
                 fixes.push(ScriptFix {
                     path: path.clone(),
                     change: Change {
                         file: shown(path),
-                        interpreter: Some((lossy(&old_interpreter), shown(&new_interpreter))),
+                        interpreter: Some((old_shown, shown(&new_interpreter))),
                         run_path: None,
                         reasons: vec![format!(
                             "its #! interpreter {} does not exist: `{name}` from the profiles, as its store path",
@@ -825,7 +841,7 @@ fn plan_scripts(
                         )],
                         script: true,
                     },
-                    old,
+                    old: current,
                     new,
                 });
             }

@@ -49,7 +49,7 @@ pub(crate) enum Command {
     Locate(LocateArgs),
     /// Edit ELF files; accepts patchelf's flags.
     Patch(PatchArgs),
-    /// Make every ELF file under PATH loadable on this machine.
+    /// Make every ELF file (and #! script) under PATH load and run on this machine.
     Fix(FixArgs),
     /// Restore the files that `ldfix fix` changed, byte for byte.
     Undo(UndoArgs),

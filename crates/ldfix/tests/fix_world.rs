@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use ldfix_testworld::{Lib64, RunOutput, World};
@@ -305,12 +304,6 @@ fn venv_with_real_wheels_imports_after_fix() {
     }
 }
 
-/// Tests that add unrooted paths to the store hold this shared until they root or delete them;
-/// the test that runs a real `nix-collect-garbage` holds it exclusively, so a collection never
-/// takes another test's fresh path. (Test binaries run one after another; tests inside this one
-/// run in parallel threads.)
-static STORE: RwLock<()> = RwLock::new(());
-
 /// Adds `dir` to the store as a new path that nothing refers to (no GC root).
 fn add_to_store(dir: &Path) -> PathBuf {
     let out = Command::new("nix-store")
@@ -339,22 +332,28 @@ fn try_collect(path: &Path) -> bool {
         && !path.exists()
 }
 
-/// A real, whole-store `nix-collect-garbage` (everything the test world needs is rooted; any
-/// other unrooted path in this store is garbage and is deleted, as on any machine).
-fn collect_garbage() {
-    let out = Command::new("nix-collect-garbage")
+/// The whole store's dead paths as the collector computes them: `nix-store --gc --print-dead`
+/// runs the same root scan and reachability as `nix-collect-garbage` but deletes nothing, so
+/// other tests and other worlds using this store at the same time lose nothing. The test then
+/// deletes only its own path, with the same liveness check (`try_collect`).
+fn dead_paths() -> std::collections::BTreeSet<PathBuf> {
+    let out = Command::new("nix-store")
+        .args(["--gc", "--print-dead"])
         .output()
-        .expect("nix-collect-garbage (apt-get install -y nix-bin)");
+        .expect("nix-store (apt-get install -y nix-bin)");
     assert!(
         out.status.success(),
-        "nix-collect-garbage: {}",
+        "nix-store --gc --print-dead: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect()
 }
 
 #[test]
 fn gc_root_keeps_the_provider_until_undo() {
-    let _store = STORE.write().unwrap_or_else(PoisonError::into_inner);
     let tmp = scratch("gc-");
     let uniq = format!("ldfixgc{}", std::process::id());
     let soname = format!("lib{uniq}.so.1");
@@ -365,10 +364,16 @@ fn gc_root_keeps_the_provider_until_undo() {
         &["-shared", "-fPIC", &format!("-Wl,-soname,{soname}")],
     );
 
-    // Negative control (no fix): added and never referenced, the collection deletes it.
+    // Negative control (no fix): added and never referenced, the collector finds it dead.
     let control = add_to_store(&pkg);
-    collect_garbage();
-    assert!(!control.exists(), "an unrooted path must be collected");
+    assert!(
+        dead_paths().contains(&control),
+        "an unrooted path must be garbage"
+    );
+    assert!(
+        try_collect(&control),
+        "an unrooted path must be collectable"
+    );
 
     let provider = add_to_store(&pkg);
     let app = tmp.path().join("app");
@@ -386,11 +391,14 @@ fn gc_root_keeps_the_provider_until_undo() {
         "{fix}"
     );
 
-    collect_garbage();
     assert!(
-        provider.exists(),
+        !dead_paths().contains(&provider),
         "fix's GC root did not keep {}",
         provider.display()
+    );
+    assert!(
+        !try_collect(&provider),
+        "the collector deleted a rooted path"
     );
     let run = sh(tmp.path(), &format!("{a}/bin/answer"));
     assert_eq!(run.status, 0, "{run}");
@@ -398,12 +406,12 @@ fn gc_root_keeps_the_provider_until_undo() {
 
     let undo = sh(tmp.path(), &format!("$LDFIX undo {a}"));
     assert_eq!(undo.status, 0, "{undo}");
-    collect_garbage();
     assert!(
-        !provider.exists(),
+        dead_paths().contains(&provider),
         "undo did not drop the GC root of {}",
         provider.display()
     );
+    assert!(try_collect(&provider), "undo did not drop the GC root");
 }
 
 #[test]
@@ -523,7 +531,6 @@ fn store_lib(tmp: &Path, uniq: &str, version: &str) -> PathBuf {
 
 #[test]
 fn update_repoints_to_the_newer_provider_and_drops_the_old_root() {
-    let _store = STORE.read().unwrap_or_else(PoisonError::into_inner);
     let tmp = scratch("update-");
     let uniq = format!("ldfixup{}", std::process::id());
     let old = store_lib(tmp.path(), &uniq, "1.0");
@@ -628,7 +635,7 @@ fn foreign_program_is_refused_and_broken_script_reported() {
         fix.stdout.contains("script:")
             && fix
                 .stdout
-                .contains("no `perl` is in the system or user profile"),
+                .contains("no `perl` is in the user or system profile"),
         "{fix}"
     );
     assert_eq!(
@@ -1029,7 +1036,19 @@ fn scripts_with_a_missing_interpreter_get_the_profiles_one_as_a_store_path() {
     .unwrap();
     std::fs::write(&perl, "#!/usr/bin/perl\nprint 1;\n").unwrap();
     std::fs::write(&sourced, "#!/bin/bash\ncomplete -F f x\n").unwrap();
-    for (f, mode) in [(&tool, "755"), (&perl, "755"), (&sourced, "644")] {
+    // busybox's awk: the applet's own link, not the multi-call binary it points to.
+    let awk = bin.join("count");
+    std::fs::write(
+        &awk,
+        "#!/usr/bin/awk -f\nBEGIN { print \"awk applet ok\" }\n",
+    )
+    .unwrap();
+    for (f, mode) in [
+        (&tool, "755"),
+        (&perl, "755"),
+        (&sourced, "644"),
+        (&awk, "755"),
+    ] {
         assert!(Command::new("chmod")
             .arg(mode)
             .arg(f)
@@ -1044,7 +1063,10 @@ fn scripts_with_a_missing_interpreter_get_the_profiles_one_as_a_store_path() {
     let before = sh(tmp.path(), &format!("{t}"));
     assert_eq!(before.status, 127, "{before}");
 
-    let fix = sh(tmp.path(), &format!("$LDFIX fix {a}; echo status=$?; {t}"));
+    let fix = sh(
+        tmp.path(),
+        &format!("$LDFIX fix {a}; echo status=$?; {t}; {}", awk.display()),
+    );
     let bash = std::fs::canonicalize(w.bash().join("bin/bash")).unwrap();
     assert!(
         fix.stdout.contains("status=1"),
@@ -1056,9 +1078,10 @@ fn scripts_with_a_missing_interpreter_get_the_profiles_one_as_a_store_path() {
             .contains(&format!("interpreter /bin/bash -> {}", bash.display())),
         "{fix}"
     );
+    assert!(fix.stdout.contains("awk applet ok"), "{fix}");
     assert!(
         fix.stdout
-            .contains("0 of 0 ELF files and 1 #! script changed"),
+            .contains("0 of 0 ELF files and 2 #! scripts changed"),
         "{fix}"
     );
     assert!(
@@ -1070,7 +1093,7 @@ fn scripts_with_a_missing_interpreter_get_the_profiles_one_as_a_store_path() {
     assert_eq!(
         text,
         format!(
-            "#!{} -e\necho \"hi from bash $BASH_VERSION\"\n",
+            "#! {}  -e\necho \"hi from bash $BASH_VERSION\"\n",
             bash.display()
         )
     );

@@ -560,6 +560,12 @@ fn exit_statuses_are_env1s_before_the_exec_and_the_programs_after() {
         &[link_dir.as_str(), "-l:libyaml-0.so.2"],
     );
 
+    let broken_elf = work.path().join("broken-elf");
+    std::fs::write(&broken_elf, b"\x7fELF\x02\x01\x01 truncated").unwrap();
+    std::fs::set_permissions(&broken_elf, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let foreign = work.path().join("libc-aarch64");
+    std::fs::copy("/usr/aarch64-linux-gnu/lib/libc.so.6", &foreign)
+        .expect("aarch64's libc.so.6 (apt-get install -y libc6-arm64-cross)");
     for lib64 in &VARIANTS {
         let sb = work.sandbox(lib64);
         let status = |args: &[&OsStr]| ldfix_run(&sb, args);
@@ -586,6 +592,21 @@ fn exit_statuses_are_env1s_before_the_exec_and_the_programs_after() {
         assert_eq!(out.status, 126, "{out}");
         let out = status(&[OsStr::new("--"), work.path().as_os_str()]);
         assert_eq!(out.status, 126, "{out}");
+        // An executable ELF file that cannot be read as one: cannot execute.
+        let out = status(&[broken_elf.as_os_str()]);
+        assert!(
+            out.status == 126 && out.stderr.contains("cannot read the program"),
+            "{out}"
+        );
+        // An aarch64 program: no loader for it on this machine is "not found".
+        let out = status(&[foreign.as_os_str()]);
+        assert!(
+            out.status == 127
+                && out
+                    .stderr
+                    .contains("no dynamic loader ld-linux-aarch64.so.1"),
+            "{out}"
+        );
         let out = status(&[]);
         assert_eq!(out.status, 125, "{out}");
         let out = status(&[

@@ -1,4 +1,4 @@
-//! `ldfix run -- CMD [ARGS]`: run a foreign program without modifying it (issue #8).
+//! `ldfix run [--] CMD [ARGS]`: run a foreign program without modifying it (issue #8).
 //!
 //! CMD is found as a shell finds it; the library emulation decides whether it starts as it is.
 //! If not, ldfix replaces itself (execve) with a glibc loader run as a command:
@@ -63,7 +63,7 @@ struct RunEnv {
 pub(crate) fn run(args: &RunArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     let Some((cmd, user_args)) = args.command.split_first() else {
-        anyhow::bail!("no command given: ldfix run [--for DIR]... -- CMD [ARGS]");
+        anyhow::bail!("no command given: ldfix run [--for DIR]... [--] CMD [ARGS]");
     };
     let env = RunEnv {
         path: std::env::var_os(crate::env_vars::PATH),
@@ -115,13 +115,26 @@ pub(crate) fn run(args: &RunArgs, printer: &Printer) -> anyhow::Result<Outcome> 
         .into_iter()
         .map(|p| p.lib_dir)
         .collect();
-    let plan = launch::plan(
+    let plan = match launch::plan(
         &program,
         &module_files,
         &loader_env,
         &profile_dirs,
         &mut open_index,
-    )?;
+    ) {
+        Ok(plan) => plan,
+        // As env(1): nothing to run with is "not found" (127), a file that cannot be used is
+        // "cannot execute" (126); only ldfix's own failures (the index) are 125.
+        Err(e @ ldfix_fix::FixError::NoLoader { .. }) => {
+            printer.error(&anyhow::Error::new(e));
+            return Ok(Outcome::RunNotFound);
+        }
+        Err(e @ (ldfix_fix::FixError::Program { .. } | ldfix_fix::FixError::Loader { .. })) => {
+            printer.error(&anyhow::Error::new(e));
+            return Ok(Outcome::RunCannotStart);
+        }
+        Err(e) => return Err(e.into()),
+    };
 
     printer.verbose(&format!(
         "planned in {:.2} ms ({} module files)",
