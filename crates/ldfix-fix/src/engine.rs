@@ -603,28 +603,14 @@ fn fix_tree(
     report
         .changes
         .extend(script_fixes.iter().map(|f| f.change.clone()));
-    // A rename gives the name a new inode: say so for hard-linked files (uv's cache links the
-    // same wheel file into many venvs), never split them silently.
-    let planned_paths = plans
-        .keys()
-        .filter_map(|n| items.get(*n).map(|i| &i.path))
-        .chain(script_fixes.iter().map(|f| &f.path));
-    for path in planned_paths {
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.nlink() > 1 {
-                let what = if options.mode == Mode::Fix {
-                    "only this name gets the fixed contents; the other names keep the original"
-                } else {
-                    "fix would change only this name; the other names would keep the original"
-                };
-                report.warnings.push(format!(
-                    "{} has {} hard links: {what}",
-                    shown(path),
-                    meta.nlink()
-                ));
-            }
-        }
-    }
+    hard_link_warning(
+        plans
+            .keys()
+            .filter_map(|n| items.get(*n).map(|i| &i.path))
+            .chain(script_fixes.iter().map(|f| &f.path)),
+        options.mode,
+        report,
+    );
     match options.mode {
         Mode::Check => {
             report.roots.extend(roots.problems(&needed_roots));
@@ -747,6 +733,57 @@ struct ScriptFix {
     old: Vec<u8>,
     new: Vec<u8>,
     change: Change,
+}
+
+/// A rename gives a name a new inode, so hard links are split: say so, once for the run (uv and
+/// conda link every file of an environment from their caches). Names of one file that are all
+/// in the plan each get a fixed copy; names outside it keep the original contents.
+fn hard_link_warning<'p>(
+    planned: impl Iterator<Item = &'p PathBuf>,
+    mode: Mode,
+    report: &mut Report,
+) {
+    let mut by_inode: BTreeMap<(u64, u64), (u64, Vec<&PathBuf>)> = BTreeMap::new();
+    for path in planned {
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.nlink() > 1 {
+                let entry = by_inode
+                    .entry((meta.dev(), meta.ino()))
+                    .or_insert((meta.nlink(), Vec::new()));
+                entry.1.push(path);
+            }
+        }
+    }
+    if by_inode.is_empty() {
+        return;
+    }
+    let files: Vec<&PathBuf> = by_inode
+        .values()
+        .flat_map(|(_, names)| names.clone())
+        .collect();
+    let outside: u64 = by_inode
+        .values()
+        .map(|(links, names)| links.saturating_sub(names.len() as u64))
+        .sum();
+    let mut examples: Vec<String> = files.iter().take(3).map(|p| shown(p)).collect();
+    if files.len() > 3 {
+        examples.push(format!("and {} more", files.len() - 3));
+    }
+    let (verb, keep) = if mode == Mode::Fix {
+        ("get", "keep")
+    } else {
+        ("would get", "would keep")
+    };
+    let outside_text = if outside > 0 {
+        format!("; {outside} other names outside this run {keep} the original contents")
+    } else {
+        String::new()
+    };
+    report.warnings.push(format!(
+        "{} files are hard links ({}): their names in this tree {verb} their own fixed copies{outside_text}",
+        files.len(),
+        examples.join(", ")
+    ));
 }
 
 /// Plans the executable `#!` scripts of the tree (see [`crate::scripts`]): a rewrite when the

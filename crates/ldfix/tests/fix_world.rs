@@ -1147,7 +1147,7 @@ fn hard_linked_file_is_split_and_the_report_says_so() {
     );
     assert!(
         dry.stderr.contains(&format!(
-            "{} has 2 hard links: fix would change only this name",
+            "1 files are hard links ({}): their names in this tree would get their own fixed copies; 1 other names outside this run would keep the original contents",
             prog.display()
         )),
         "{dry}"
@@ -1160,7 +1160,7 @@ fn hard_linked_file_is_split_and_the_report_says_so() {
     assert!(fix.stdout.contains("hash $6$salt$"), "{fix}");
     assert!(
         fix.stderr.contains(&format!(
-            "{} has 2 hard links: only this name gets the fixed contents",
+            "1 files are hard links ({}): their names in this tree get their own fixed copies; 1 other names outside this run keep the original contents",
             prog.display()
         )),
         "{fix}"
