@@ -7,6 +7,49 @@ use super::model::Model;
 use super::state::State;
 use super::{Edits, RpathEdit};
 
+/// glibc's dynamic loader relocates itself before anything else runs and asserts that its own
+/// dynamic table has neither DT_RPATH nor DT_RUNPATH, and no DT_FLAGS_1 flag but DF_1_NOW
+/// (`elf/get-dynamic-info.h`, under RTLD_BOOTSTRAP): a run path or NODEFLIB written into it makes
+/// every program that uses it abort at start ("Assertion `info[DT_RUNPATH] == NULL' failed"),
+/// which is what patchelf 0.14.3 and 0.19 produce. The loader is recognised by the symbol only it
+/// defines, `_rtld_global_ro` (libc and everything else import it).
+fn refuse_on_glibc_loader(model: &Model<'_>, state: &State) -> Result<(), EditError> {
+    if defines_symbol(model, state, b"_rtld_global_ro") {
+        return Err(EditError::unsupported(
+            "glibc dynamic loader",
+            "glibc's ld.so aborts at start when it has a DT_RPATH, a DT_RUNPATH or DF_1_NODEFLIB \
+             (elf/get-dynamic-info.h); a loader never searches a run path of its own",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `.dynsym` defines `name` (st_shndx is not SHN_UNDEF). False when the symbols cannot
+/// be counted or read.
+fn defines_symbol(model: &Model<'_>, state: &State, name: &[u8]) -> bool {
+    let c = model.codec;
+    let (Some(count), Some(at)) = (
+        state.dynsym_count,
+        model
+            .dyn_value(elf::DT_SYMTAB.0)
+            .and_then(|a| model.vaddr_to_offset(a)),
+    ) else {
+        return false;
+    };
+    // Elf32_Sym: st_name, st_value, st_size, st_info, st_other, st_shndx (at 14);
+    // Elf64_Sym: st_name, st_info, st_other, st_shndx (at 6), st_value, st_size.
+    let (size, shndx_at) = if c.is64 { (24, 6) } else { (16, 14) };
+    (0..count.min(model.data.len() as u64 / size)).any(|i| {
+        let sym = at.saturating_add(i * size);
+        let defined = c
+            .read_u16(model.data, sym.saturating_add(shndx_at), ".dynsym entry")
+            .is_ok_and(|shndx| shndx != elf::SHN_UNDEF.0);
+        defined
+            && c.read_u32(model.data, sym, ".dynsym entry")
+                .is_ok_and(|n| state.string(u64::from(n)) == Some(name))
+    })
+}
+
 pub(crate) fn apply_all(
     model: &Model<'_>,
     state: &mut State,
@@ -42,6 +85,9 @@ pub(crate) fn apply_all(
             "it has no dynamic loader: a run path or a NEEDED library would never be used, and \
              glibc aborts a static-pie that has DT_RPATH or DT_RUNPATH",
         ));
+    }
+    if matches!(edits.rpath, Some(RpathEdit::Set(_) | RpathEdit::Add(_))) || edits.no_default_lib {
+        refuse_on_glibc_loader(model, state)?;
     }
     if let Some(rpath) = &edits.rpath {
         set_rpath(state, rpath, edits.force_rpath)?;

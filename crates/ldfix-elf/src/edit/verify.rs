@@ -137,6 +137,15 @@ pub(crate) fn check(original: &[u8], out: &[u8], state: &State) -> Result<(), Ed
             )));
         }
     }
+    // MIPS: DT_MIPS_RLD_MAP_REL, relative to its own entry, still reaches the same word.
+    if let (Some(old), Some(new)) = (&before.dynamic, &m.dynamic) {
+        let was = super::layout::rld_map_targets(&before, &old.entries, old.vaddr);
+        if super::layout::rld_map_targets(&m, &new.entries, new.vaddr) != was {
+            return Err(EditError::invariant(
+                "DT_MIPS_RLD_MAP_REL no longer points at the debug map word",
+            ));
+        }
+    }
     // Trailing data is still at the end, byte for byte.
     let trailing = original
         .get(usize::try_from(before.referenced_end()).unwrap_or(usize::MAX)..)
