@@ -41,36 +41,47 @@ fn loaders(dir: &Path) -> Vec<Sample> {
         (
             "aarch64",
             "aarch64-linux-gnu",
-            "ld-linux-aarch64.so.1",
+            "lib/ld-linux-aarch64.so.1",
             "qemu-aarch64",
         ),
         (
             "armhf",
             "arm-linux-gnueabihf",
-            "ld-linux-armhf.so.3",
+            "lib/ld-linux-armhf.so.3",
             "qemu-arm",
         ),
-        ("s390x", "s390x-linux-gnu", "ld64.so.1", "qemu-s390x"),
-        ("mips", "mips-linux-gnu", "ld.so.1", "qemu-mips"),
-        ("mipsel", "mipsel-linux-gnu", "ld.so.1", "qemu-mipsel"),
-        ("ppc64", "powerpc64-linux-gnu", "ld64.so.1", "qemu-ppc64"),
+        ("s390x", "s390x-linux-gnu", "lib/ld64.so.1", "qemu-s390x"),
+        ("mips", "mips-linux-gnu", "lib/ld.so.1", "qemu-mips"),
+        ("mipsel", "mipsel-linux-gnu", "lib/ld.so.1", "qemu-mipsel"),
+        (
+            "mips64el",
+            "mips64el-linux-gnuabi64",
+            "lib64/ld.so.1",
+            "qemu-mips64el",
+        ),
+        (
+            "ppc64",
+            "powerpc64-linux-gnu",
+            "lib/ld64.so.1",
+            "qemu-ppc64",
+        ),
         (
             "ppc64el",
             "powerpc64le-linux-gnu",
-            "ld64.so.2",
+            "lib/ld64.so.2",
             "qemu-ppc64le",
         ),
         (
             "riscv64",
             "riscv64-linux-gnu",
-            "ld-linux-riscv64-lp64d.so.1",
+            "lib/ld-linux-riscv64-lp64d.so.1",
             "qemu-riscv64",
         ),
     ] {
         let sysroot = PathBuf::from(format!("/usr/{triple}"));
         specs.push((
             name,
-            sysroot.join("lib").join(loader),
+            sysroot.join(loader),
             sysroot.join("lib"),
             Some((qemu.to_owned(), sysroot)),
         ));

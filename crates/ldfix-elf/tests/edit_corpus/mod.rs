@@ -398,8 +398,8 @@ fn build() -> Corpus {
 /// package), a longer path to its own interpreter, and the qemu-user binary that runs it.
 /// aarch64, ppc64 and MIPS have 64 KiB pages; s390x, ppc64 and mips are big-endian; mips and
 /// mipsel are 32-bit, with MIPS's own segments (PT_MIPS_ABIFLAGS, PT_MIPS_REGINFO) right after
-/// the program header table and `.dynamic` in the read-only segment; ppc64 is ELFv1 (`.opd`
-/// function descriptors).
+/// the program header table and `.dynamic` in the read-only segment; mips64el (n64) has
+/// `.MIPS.abiflags` and `.MIPS.options` there; ppc64 is ELFv1 (`.opd` function descriptors).
 pub(crate) const FOREIGN: &[(&str, &str, &str, &str)] = &[
     (
         "aarch64",
@@ -419,6 +419,12 @@ pub(crate) const FOREIGN: &[(&str, &str, &str, &str)] = &[
         "mipsel-linux-gnu",
         "/lib/../lib/ld.so.1",
         "qemu-mipsel",
+    ),
+    (
+        "mips64el",
+        "mips64el-linux-gnuabi64",
+        "/lib64/../lib64/ld.so.1",
+        "qemu-mips64el",
     ),
     (
         "ppc64",
