@@ -4,6 +4,7 @@
 
 mod edit_corpus;
 
+use std::path::Path;
 use std::process::Command;
 
 use edit_corpus::{
@@ -116,15 +117,12 @@ fn every_operation_reads_back_keeps_the_rest_and_still_runs() {
 /// aarch64, s390x, mips, mipsel, ppc64 and a MIPS PIE (see `edit_corpus::foreign`).
 #[test]
 fn foreign_architectures_run_under_qemu() {
-    check_all(&foreign(), false);
+    check_all(foreign(), false);
 }
 
 #[test]
 fn new_segments_on_64k_page_architectures_are_64k_congruent() {
-    let sample = foreign()
-        .into_iter()
-        .find(|s| s.name.contains("aarch64"))
-        .unwrap();
+    let sample = foreign_sample("libc-aarch64");
     let data = std::fs::read(&sample.path).unwrap();
     let long = format!("{}:/lib", edit_corpus::LONG_DIR);
     let new = edit(
@@ -140,6 +138,102 @@ fn new_segments_on_64k_page_architectures_are_64k_congruent() {
     let load = info.segments.iter().rfind(|s| s.p_type == 1).unwrap();
     assert!(load.align >= 0x10000, "{load:?}");
     assert_eq!(load.vaddr % 0x10000, load.offset % 0x10000, "{load:?}");
+}
+
+fn foreign_sample(name: &str) -> &'static Sample {
+    foreign().iter().find(|s| s.name == name).unwrap()
+}
+
+/// (p_type, p_offset) of every program header, from readelf.
+fn segments(path: &Path) -> Vec<(String, String)> {
+    readelf(&["-l"], path)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6 && f[1].starts_with("0x")).then(|| (f[0].to_owned(), f[1].to_owned()))
+        })
+        .collect()
+}
+
+fn long_rpath() -> Edits {
+    Edits {
+        rpath: Some(RpathEdit::Set(
+            format!("{}:/lib", edit_corpus::LONG_DIR).into_bytes(),
+        )),
+        ..Edits::default()
+    }
+}
+
+/// MIPS linkers leave a spare PT_NULL program header: the new LOAD takes it, so the table does
+/// not grow and nothing after it (here `.MIPS.abiflags` and the large `.MIPS.options`) moves.
+#[test]
+fn a_spare_pt_null_slot_is_taken_before_the_table_grows() {
+    let sample = foreign_sample("libc-mips64el");
+    let before = segments(&sample.path);
+    assert!(
+        before.iter().any(|(t, _)| t == "NULL"),
+        "test premise: a PT_NULL slot\n{before:?}"
+    );
+    let data = std::fs::read(&sample.path).unwrap();
+    let new = edit(&data, &long_rpath()).unwrap().unwrap();
+    let out = sample.path.with_file_name("libc-mips64el.null-slot");
+    write_exec(&out, &new);
+    let after = segments(&out);
+    assert_eq!(after.len(), before.len(), "{after:?}");
+    assert!(!after.iter().any(|(t, _)| t == "NULL"), "{after:?}");
+    for kind in ["PHDR", "ABIFLAGS", "DYNAMIC", "NOTE"] {
+        let at = |v: &[(String, String)]| v.iter().find(|(t, _)| t == kind).cloned();
+        assert_eq!(at(&after), at(&before), "{kind} moved");
+    }
+    assert_eq!(
+        sample.exercise(&out),
+        sample.exercise(&sample.path),
+        "runs differently"
+    );
+}
+
+/// Without a spare slot, growing the program header table moves PT_MIPS_ABIFLAGS and
+/// PT_MIPS_REGINFO, which follow it, and the result still runs.
+#[test]
+fn mips_abiflags_and_reginfo_move_when_the_table_grows() {
+    let sample = foreign_sample("libc-mips");
+    let mut data = std::fs::read(&sample.path).unwrap();
+    // Fill the spare PT_NULL slot, the last of the 32-bit big-endian headers, with a second copy
+    // of the PT_NOTE header (harmless: it describes the same notes), so that the table has
+    // neither a spare slot nor slack before `.MIPS.abiflags`.
+    let be16 = |d: &[u8], at: usize| u16::from_be_bytes([d[at], d[at + 1]]);
+    let be32 = |d: &[u8], at: usize| u32::from_be_bytes(d[at..at + 4].try_into().unwrap());
+    let phoff = be32(&data, 28) as usize;
+    let phnum = be16(&data, 44) as usize;
+    let null = phoff + (phnum - 1) * 32;
+    assert_eq!(be32(&data, null), 0, "test premise: PT_NULL last");
+    let note = (0..phnum)
+        .map(|i| phoff + i * 32)
+        .find(|&h| be32(&data, h) == 4)
+        .unwrap();
+    data.copy_within(note..note + 32, null);
+    let trimmed = sample.path.with_file_name("libc-mips.no-spare");
+    write_exec(&trimmed, &data);
+    assert_eq!(sample.exercise(&trimmed), sample.exercise(&sample.path));
+    let before = segments(&trimmed);
+
+    let new = edit(&data, &long_rpath()).unwrap().unwrap();
+    let out = sample.path.with_file_name("libc-mips.grown-table");
+    write_exec(&out, &new);
+    let after = segments(&out);
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    assert!(
+        !before.iter().any(|(t, _)| t == "NULL"),
+        "test premise: no spare slot\n{before:?}"
+    );
+    for kind in ["ABIFLAGS", "REGINFO"] {
+        let at = |v: &[(String, String)]| v.iter().find(|(t, _)| t == kind).cloned();
+        assert_ne!(at(&after), at(&before), "{kind} did not move");
+    }
+    Expect::Runpath(format!("{}:/lib", edit_corpus::LONG_DIR))
+        .check(&out)
+        .unwrap();
+    assert_eq!(sample.exercise(&out), sample.exercise(&sample.path));
 }
 
 #[test]

@@ -55,7 +55,7 @@ fn ldfix_works_wherever_patchelf_does_and_never_grows_more() {
 
 #[test]
 fn on_foreign_architectures_too() {
-    let (rows, failures) = differential(&foreign(), &References::find());
+    let (rows, failures) = differential(foreign(), &References::find());
     write_report("edit-differential-foreign.md", "file", &rows);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

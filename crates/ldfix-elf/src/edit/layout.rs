@@ -438,15 +438,24 @@ pub(crate) fn build(
         rebuild = true;
     }
     let mut new_load = false;
-    let mut pht_count = model.phdrs.len() as u64 + extra_stack;
+    // Program headers to add (a LOAD, a GNU_STACK). PT_NULL entries are spare slots that every
+    // reader skips (MIPS linkers leave one): they are taken first, so the table grows, and what
+    // follows it moves, only when there are none left.
+    let spare = model
+        .phdrs
+        .iter()
+        .filter(|p| p.p_type == elf::PT_NULL.0)
+        .count() as u64;
+    let count = |added: u64| model.phdrs.len() as u64 + added.saturating_sub(spare);
+    let mut added = extra_stack;
     if !rebuild && any_move(move_dynamic, move_dynstr, move_interp) {
         new_load = true;
-        pht_count += 1;
+        added += 1;
     }
-    if !pht_in_ours && pht_count > model.phdrs.len() as u64 {
+    if !pht_in_ours && count(added) > model.phdrs.len() as u64 {
         // Keep the table where it is when what follows it can move: programs must (AT_PHDR on
         // old kernels), and binutils' strip cannot handle a table outside the first segment.
-        let mut room = match make_room(model, state, pht_count) {
+        let mut room = match make_room(model, state, count(added)) {
             Ok(r) => Some(r),
             Err(e) if model.is_program() => return Err(e),
             Err(_) => None,
@@ -455,8 +464,8 @@ pub(crate) fn build(
             let moves_something = r.interp || r.dynamic || r.dynstr || !r.blocks.is_empty();
             if !new_load && ours.is_none() && moves_something {
                 new_load = true;
-                pht_count += 1;
-                room = match make_room(model, state, pht_count) {
+                added += 1;
+                room = match make_room(model, state, count(added)) {
                     Ok(r) => Some(r),
                     Err(e) if model.is_program() => return Err(e),
                     Err(_) => None,
@@ -486,15 +495,17 @@ pub(crate) fn build(
                 rebuild = true;
             } else if !new_load {
                 new_load = true;
-                pht_count += 1;
+                added += 1;
             }
         }
     }
     if new_load && rebuild {
         // An existing reusable segment takes everything; no second LOAD.
         new_load = false;
-        pht_count -= 1;
+        added -= 1;
     }
+    let pht_count = count(added);
+    let reused_nulls = added.min(spare);
     let building = new_load || rebuild;
 
     // Everything that lives in our segment is laid out again when it is rebuilt.
@@ -814,9 +825,15 @@ pub(crate) fn build(
     let mut phdrs: Vec<Phdr> = Vec::new();
     let last_load = model.phdrs.iter().rposition(|p| p.p_type == elf::PT_LOAD.0);
     let seg_len = out.seg.len() as u64;
+    let mut nulls_left = reused_nulls;
     for (i, p) in model.phdrs.iter().enumerate() {
         let mut p = *p;
         match elf::ProgramType(p.p_type) {
+            elf::PT_NULL if nulls_left > 0 => {
+                // Its slot goes to a new header.
+                nulls_left -= 1;
+                continue;
+            }
             elf::PT_LOAD => {
                 if rebuild && ours.is_some_and(|o| o.index == i) {
                     p.filesz = seg_len;

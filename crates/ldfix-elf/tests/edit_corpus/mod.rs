@@ -448,7 +448,13 @@ pub(crate) fn sysroot(triple: &str) -> PathBuf {
 /// Foreign architectures under qemu-user (see [`FOREIGN`]). The samples are Debian's own cross
 /// C libraries (`libc.so.6` is also a program that prints its version), so no cross compiler is
 /// needed (Debian's cross gcc conflicts with gcc-multilib).
-pub(crate) fn foreign() -> Vec<Sample> {
+pub(crate) fn foreign() -> &'static [Sample] {
+    static FOREIGN_SAMPLES: OnceLock<Vec<Sample>> = OnceLock::new();
+    FOREIGN_SAMPLES.get_or_init(build_foreign)
+}
+
+/// Copies and builds the foreign samples, once per test binary.
+fn build_foreign() -> Vec<Sample> {
     let dir = corpus().dir.join("foreign");
     std::fs::create_dir_all(&dir).unwrap();
     let mut out = Vec::new();
