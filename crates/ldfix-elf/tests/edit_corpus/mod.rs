@@ -39,15 +39,21 @@ pub(crate) fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs a command and returns (success, stdout+stderr).
+/// Runs a command and returns (success, stdout+stderr); a process killed by a signal says so
+/// at the end (a native crash prints nothing by itself).
 pub(crate) fn try_run(cmd: &mut Command) -> (bool, String) {
+    use std::os::unix::process::ExitStatusExt;
     match output(cmd) {
         Ok(out) => (
             out.status.success(),
             format!(
-                "{}{}",
+                "{}{}{}",
                 String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&out.stderr),
+                out.status
+                    .signal()
+                    .map(|s| format!("killed by signal {s}"))
+                    .unwrap_or_default()
             ),
         ),
         Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
