@@ -114,7 +114,8 @@ fn every_operation_reads_back_keeps_the_rest_and_still_runs() {
     check_all(&corpus().samples, true);
 }
 
-/// aarch64, s390x, mips, mipsel, ppc64 and a MIPS PIE (see `edit_corpus::foreign`).
+/// The libcs of aarch64, s390x, mips, mipsel, mips64el and ppc64, and two MIPS programs (see
+/// `edit_corpus::foreign`).
 #[test]
 fn foreign_architectures_run_under_qemu() {
     check_all(foreign(), false);

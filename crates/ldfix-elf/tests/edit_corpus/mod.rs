@@ -483,15 +483,17 @@ fn build_foreign() -> Vec<Sample> {
             libdir: "/lib",
         });
     }
-    out.push(mips_pie(&dir));
+    out.push(mips_program(&dir, true));
+    out.push(mips_program(&dir, false));
     out
 }
 
-/// A MIPS position-independent executable, the only kind of file with DT_MIPS_RLD_MAP_REL (a
-/// value relative to the address of its own dynamic entry), and a `.dynamic` with no spare
-/// entries, so that adding one moves the table. Built without a cross gcc: LLVM's `llc` compiles
-/// a small IR program, `ld.lld` links it against Debian's cross C library and start files.
-fn mips_pie(dir: &Path) -> Sample {
+/// A MIPS program built without a cross gcc: LLVM's `llc` compiles a small IR program and
+/// `ld.lld` links it against Debian's cross C library and start files. Both kinds carry
+/// DT_MIPS_RLD_MAP_REL (a value relative to the address of its own dynamic entry) and a
+/// `.dynamic` with no spare entries, so that adding one moves the table; the position-dependent
+/// one (`pie` false, ET_EXEC) also has DT_MIPS_RLD_MAP and a PLT (DT_MIPS_PLTGOT).
+fn mips_program(dir: &Path, pie: bool) -> Sample {
     const HELLO_IR: &str = r#"
 @.str = private constant [12 x i8] c"hello mips\0A\00"
 declare i32 @printf(i8*, ...)
@@ -507,22 +509,29 @@ define i32 @main() {
         "{}/Scrt1.o is missing; install libc6-dev-mips-cross with {INSTALL}",
         lib.display()
     );
-    std::fs::write(dir.join("hello-mips.ll"), HELLO_IR).unwrap();
-    let obj = dir.join("hello-mips.o");
+    let name = if pie { "mips-pie" } else { "mips-exec" };
+    let ir = dir.join("hello-mips.ll");
+    std::fs::write(&ir, HELLO_IR).unwrap();
+    let obj = dir.join(format!("{name}.o"));
     run(Command::new("llc")
-        .args([
-            "-mtriple=mips-linux-gnu",
-            "-relocation-model=pic",
-            "-filetype=obj",
-        ])
-        .arg(dir.join("hello-mips.ll"))
+        .args(["-mtriple=mips-linux-gnu", "-filetype=obj"])
+        .arg(if pie {
+            "-relocation-model=pic"
+        } else {
+            "-relocation-model=static"
+        })
+        .arg(&ir)
         .arg("-o")
         .arg(&obj));
-    let path = dir.join("mips-pie");
-    run(Command::new("ld.lld")
-        .args(["-pie", "--dynamic-linker=/lib/ld.so.1", "-o"])
+    let path = dir.join(name);
+    let mut link = Command::new("ld.lld");
+    if pie {
+        link.arg("-pie");
+    }
+    run(link
+        .args(["--dynamic-linker=/lib/ld.so.1", "-o"])
         .arg(&path)
-        .arg(lib.join("Scrt1.o"))
+        .arg(lib.join(if pie { "Scrt1.o" } else { "crt1.o" }))
         .arg(lib.join("crti.o"))
         .arg(&obj)
         .arg("-L")
@@ -532,10 +541,10 @@ define i32 @main() {
     let dynamic = readelf(&["-d"], &path);
     assert!(
         dynamic.contains("MIPS_RLD_MAP_REL"),
-        "test premise: ld.lld writes DT_MIPS_RLD_MAP_REL into a MIPS PIE\n{dynamic}"
+        "test premise: ld.lld writes DT_MIPS_RLD_MAP_REL into a MIPS program\n{dynamic}"
     );
     Sample {
-        name: "mips-pie".into(),
+        name: name.into(),
         path,
         check: Check::Qemu {
             qemu: "qemu-mips".into(),
