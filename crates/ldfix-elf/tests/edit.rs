@@ -194,7 +194,8 @@ fn a_spare_pt_null_slot_is_taken_before_the_table_grows() {
 }
 
 /// Without a spare slot, growing the program header table moves PT_MIPS_ABIFLAGS and
-/// PT_MIPS_REGINFO, which follow it, and the result still runs.
+/// PT_MIPS_REGINFO, which follow it, a MIPS address tag into them follows, and the result still
+/// runs.
 #[test]
 fn mips_abiflags_and_reginfo_move_when_the_table_grows() {
     let sample = foreign_sample("libc-mips");
@@ -213,10 +214,27 @@ fn mips_abiflags_and_reginfo_move_when_the_table_grows() {
         .find(|&h| be32(&data, h) == 4)
         .unwrap();
     data.copy_within(note..note + 32, null);
+    // And turn DT_MIPS_UNREFEXTNO (informational; glibc ignores it) into a DT_MIPS_OPTIONS entry
+    // holding `.reginfo`'s address: an address tag into a block that moves must follow it.
+    let dynamic = (0..phnum)
+        .map(|i| phoff + i * 32)
+        .find(|&h| be32(&data, h) == 2)
+        .map(|h| be32(&data, h + 4) as usize)
+        .unwrap();
+    let unrefextno = (0..)
+        .map(|i| dynamic + i * 8)
+        .find(|&e| be32(&data, e) == 0x7000_0012)
+        .unwrap();
+    data[unrefextno..unrefextno + 4].copy_from_slice(&0x7000_0029u32.to_be_bytes());
+    data[unrefextno + 4..unrefextno + 8].copy_from_slice(&0x1f0u32.to_be_bytes());
     let trimmed = sample.path.with_file_name("libc-mips.no-spare");
     write_exec(&trimmed, &data);
     assert_eq!(sample.exercise(&trimmed), sample.exercise(&sample.path));
     let before = segments(&trimmed);
+    assert!(
+        before.contains(&("REGINFO".to_owned(), "0x0001f0".to_owned())),
+        "test premise: .reginfo at 0x1f0\n{before:?}"
+    );
 
     let new = edit(&data, &long_rpath()).unwrap().unwrap();
     let out = sample.path.with_file_name("libc-mips.grown-table");
@@ -231,6 +249,21 @@ fn mips_abiflags_and_reginfo_move_when_the_table_grows() {
         let at = |v: &[(String, String)]| v.iter().find(|(t, _)| t == kind).cloned();
         assert_ne!(at(&after), at(&before), "{kind} did not move");
     }
+    let reginfo = readelf(&["-l"], &out)
+        .lines()
+        .find(|l| l.trim_start().starts_with("REGINFO"))
+        .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .unwrap();
+    let options = readelf(&["-d"], &out)
+        .lines()
+        .find(|l| l.contains("MIPS_OPTIONS"))
+        .and_then(|l| l.split_whitespace().last().map(str::to_owned))
+        .unwrap();
+    assert_eq!(
+        u64::from_str_radix(options.trim_start_matches("0x"), 16).unwrap(),
+        u64::from_str_radix(reginfo.trim_start_matches("0x"), 16).unwrap(),
+        "DT_MIPS_OPTIONS does not follow the block it points into"
+    );
     Expect::Runpath(format!("{}:/lib", edit_corpus::LONG_DIR))
         .check(&out)
         .unwrap();

@@ -371,7 +371,7 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
     }
     // Without section headers, what the dynamic table points at tells what is there.
     for (tag, val) in model.dynamic.iter().flat_map(|d| d.entries.iter()) {
-        if !super::model::is_pointer_tag(*tag) {
+        if !model.is_address_tag(*tag) {
             continue;
         }
         let Some(off) = model.vaddr_to_offset(*val) else {
@@ -696,7 +696,7 @@ pub(crate) fn build(
 
     // Dynamic entries that point into moved blocks follow them.
     for e in &mut state.entries {
-        if !super::model::is_pointer_tag(e.0) || e.0 == elf::DT_STRTAB.0 {
+        if !model.is_address_tag(e.0) || e.0 == elf::DT_STRTAB.0 {
             continue;
         }
         for m in moves.iter().filter(|m| !m.resized) {

@@ -5,7 +5,7 @@
 use object::elf;
 
 use super::error::EditError;
-use super::model::{is_pointer_tag, Model};
+use super::model::Model;
 use super::state::{is_string_tag, State};
 
 pub(crate) fn check(original: &[u8], out: &[u8], state: &State) -> Result<(), EditError> {
@@ -112,7 +112,7 @@ pub(crate) fn check(original: &[u8], out: &[u8], state: &State) -> Result<(), Ed
     }
     if let Some(d) = &m.dynamic {
         for (tag, val) in &d.entries {
-            if is_pointer_tag(*tag)
+            if m.is_address_tag(*tag)
                 && *val != 0
                 && !loads.iter().any(|p| *val >= p.vaddr && *val < p.mem_end())
             {
