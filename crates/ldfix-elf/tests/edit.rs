@@ -270,6 +270,34 @@ fn mips_abiflags_and_reginfo_move_when_the_table_grows() {
     assert_eq!(sample.exercise(&out), sample.exercise(&sample.path));
 }
 
+/// glibc's loader recognises libc by its DT_SONAME `libc.so.6`; renamed, libc crashes every
+/// program (patchelf writes such a file). ldfix refuses, and setting the same name is a no-op.
+#[test]
+fn glibc_libc_is_not_renamed() {
+    let sample = foreign_sample("libc-mips");
+    let data = std::fs::read(&sample.path).unwrap();
+    let rename = |name: &[u8]| {
+        edit(
+            &data,
+            &Edits {
+                soname: Some(name.to_vec()),
+                ..Edits::default()
+            },
+        )
+    };
+    let err = rename(b"libs.so").unwrap_err().to_string();
+    assert!(err.contains("glibc's C library"), "{err}");
+    assert!(rename(b"libc.so.6").unwrap().is_none());
+    // The reference's result, recorded: it crashes.
+    let pe = sample.path.with_file_name("libc-mips.renamed-by-patchelf");
+    std::fs::copy(&sample.path, &pe).unwrap();
+    run(Command::new("patchelf")
+        .args(["--set-soname", "libs.so"])
+        .arg(&pe));
+    let (ok, text) = sample.exercise(&pe);
+    assert!(!ok, "patchelf 0.14.3's renamed libc runs: {text}");
+}
+
 #[test]
 fn repeated_growth_reuses_one_segment_and_stays_bounded() {
     let sample = corpus().samples.iter().find(|s| s.name == "pie").unwrap();

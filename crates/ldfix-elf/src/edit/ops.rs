@@ -24,6 +24,29 @@ fn refuse_on_glibc_loader(model: &Model<'_>, state: &State) -> Result<(), EditEr
     Ok(())
 }
 
+/// glibc's loader recognises the C library by its DT_SONAME being exactly `libc.so.6`
+/// (`elf/dl-load.c`, `_dl_map_object_from_fd`, LIBC_SO) and only then calls its
+/// `__libc_early_init`: renamed, glibc's libc.so.6 crashes every program that loads it (with
+/// patchelf too). glibc's libc is recognised by defining `__libc_early_init` (glibc ≥ 2.32).
+fn refuse_renaming_glibc(model: &Model<'_>, state: &State, soname: &[u8]) -> Result<(), EditError> {
+    let current = state
+        .entries
+        .iter()
+        .find(|(t, _)| *t == elf::DT_SONAME.0)
+        .and_then(|(_, v)| state.string(*v));
+    if current == Some(b"libc.so.6")
+        && soname != b"libc.so.6"
+        && defines_symbol(model, state, b"__libc_early_init")
+    {
+        return Err(EditError::unsupported(
+            "glibc's C library",
+            "glibc's loader finds libc by its DT_SONAME libc.so.6 (elf/dl-load.c) and must call \
+             its __libc_early_init; under another name every program that uses it crashes",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `.dynsym` defines `name` (st_shndx is not SHN_UNDEF). False when the symbols cannot
 /// be counted or read.
 fn defines_symbol(model: &Model<'_>, state: &State, name: &[u8]) -> bool {
@@ -64,6 +87,7 @@ pub(crate) fn apply_all(
         }
     }
     if let Some(soname) = &edits.soname {
+        refuse_renaming_glibc(model, state, soname)?;
         set_string_entry(state, elf::DT_SONAME.0, soname)?;
     }
     if let Some(interp) = &edits.interpreter {
