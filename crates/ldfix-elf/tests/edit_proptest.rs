@@ -1,7 +1,7 @@
 //! Property test: random sequences of operations keep every file valid (the editor's own checks
 //! pass, readelf and eu-readelf accept it) and runnable with the same output: x86-64 programs
-//! natively, and MIPS files (programs with DT_MIPS_RLD_MAP_REL, libcs whose spare program header
-//! slot is taken and then reused) under qemu-user.
+//! natively, and the foreign files (the libcs of aarch64, s390x, mips, mipsel, mips64el and
+//! ppc64, MIPS programs with DT_MIPS_RLD_MAP_REL) under qemu-user.
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
 mod edit_corpus;
@@ -183,20 +183,18 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operation_sequences_keep_mips_files_valid_and_runnable(
-        which in 0usize..4,
+    fn random_operation_sequences_keep_foreign_files_valid_and_runnable(
+        which in 0usize..64,
         steps in proptest::collection::vec(step(), 1..10),
     ) {
-        let names = ["mips-pie", "mips-exec", "libc-mips", "libc-mips64el"];
-        let sample = foreign().iter().find(|s| s.name == names[which]).unwrap();
-        let interp = if sample.name.contains("64") {
-            ("/lib64/ld.so.1", "/lib64/../lib64/ld.so.1")
-        } else {
-            ("/lib/ld.so.1", "/lib/../lib/ld.so.1")
-        };
+        let sample = &foreign()[which % foreign().len()];
+        let original = std::fs::read(&sample.path).unwrap();
+        let own = ldfix_elf::parse(&original).unwrap().interpreter.unwrap();
+        let own: &'static str = String::from_utf8(own).unwrap().leak();
+        let long: &'static str = sample.long_interp.clone().unwrap().leak();
         let arch = Arch {
             libdir: "/lib",
-            interp,
+            interp: (own, long),
             replace: None,
             rename: !sample.name.starts_with("libc"),
             readelf: &["-W", "--file-header", "--segments", "--sections", "--dynamic",
