@@ -10,9 +10,10 @@ use super::{Edits, RpathEdit};
 /// glibc's dynamic loader relocates itself before anything else runs and asserts that its own
 /// dynamic table has neither DT_RPATH nor DT_RUNPATH, and no DT_FLAGS_1 flag but DF_1_NOW
 /// (`elf/get-dynamic-info.h`, under RTLD_BOOTSTRAP): a run path or NODEFLIB written into it makes
-/// every program that uses it abort at start ("Assertion `info[DT_RUNPATH] == NULL' failed"),
-/// which is what patchelf 0.14.3 and 0.19 produce. The loader is recognised by the symbol only it
-/// defines, `_rtld_global_ro` (libc and everything else import it).
+/// every program that uses it abort at start ("Assertion `info[DT_RUNPATH] == NULL' failed").
+/// (The loaders patchelf 0.14.3 and 0.19 write this way crash even earlier, with SIGSEGV.) The
+/// loader is recognised by the symbol only it defines, `_rtld_global_ro` (libc and everything
+/// else import it).
 fn refuse_on_glibc_loader(model: &Model<'_>, state: &State) -> Result<(), EditError> {
     if defines_symbol(model, state, b"_rtld_global_ro") {
         return Err(EditError::unsupported(
