@@ -114,7 +114,7 @@ fn every_operation_reads_back_keeps_the_rest_and_still_runs() {
     check_all(&corpus().samples, true);
 }
 
-/// The libcs of aarch64, s390x, mips, mipsel, mips64el and ppc64, and two MIPS programs (see
+/// The libcs of aarch64, s390x, mips, mipsel, mips64el and ppc64, and four MIPS programs (see
 /// `edit_corpus::foreign`).
 #[test]
 fn foreign_architectures_run_under_qemu() {

