@@ -7,21 +7,14 @@ mod edit_corpus;
 use std::path::Path;
 use std::process::Command;
 
-use edit_corpus::{corpus, foreign, ops_for, readelf, run, write_exec, Expect, Sample};
+use edit_corpus::{
+    corpus, dynsyms, foreign, in_parallel, ops_for, readelf, run, write_exec, Expect, Sample,
+};
 use ldfix_elf::edit::{edit, Edits, RpathEdit};
 
-/// Dynamic symbols with their versions: must not change when the edit is not about them.
-fn dynsyms(path: &Path) -> Vec<String> {
-    readelf(&["--dyn-syms"], path)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 8 && f[0].ends_with(':')).then(|| format!("{} {} {}", f[3], f[6], f[7]))
-        })
-        .collect()
-}
-
-fn check_sample(sample: &Sample) -> Vec<String> {
+/// Checks every operation on one sample. `binutils`: strip and objcopy must also rewrite the
+/// result into a working file (the host's binutils know only the host's architectures).
+fn check_sample(sample: &Sample, binutils: bool) -> Vec<String> {
     let mut failures = Vec::new();
     let original = std::fs::read(&sample.path).unwrap();
     let (ok, want) = sample.exercise(&sample.path);
@@ -76,6 +69,9 @@ fn check_sample(sample: &Sample) -> Vec<String> {
             }
         }
         // strip and objcopy still understand the result, and what they write still works.
+        if !binutils {
+            continue;
+        }
         let stripped = out.with_extension("stripped");
         let copied = out.with_extension("objcopied");
         let mut strip = Command::new("strip");
@@ -99,19 +95,12 @@ fn check_sample(sample: &Sample) -> Vec<String> {
     failures
 }
 
-#[test]
-fn every_operation_reads_back_keeps_the_rest_and_still_runs() {
-    let samples = &corpus().samples;
-    let failures: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = samples
-            .iter()
-            .map(|sample| s.spawn(move || check_sample(sample)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
+/// Checks every sample in parallel; fails with every failure listed.
+fn check_all(samples: &[Sample], binutils: bool) {
+    let failures: Vec<String> = in_parallel(samples, |s| check_sample(s, binutils))
+        .into_iter()
+        .flatten()
+        .collect();
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
@@ -121,52 +110,20 @@ fn every_operation_reads_back_keeps_the_rest_and_still_runs() {
 }
 
 #[test]
-fn foreign_architectures_run_under_qemu() {
-    let mut failures = Vec::new();
-    for sample in foreign() {
-        failures.extend(check_foreign(&sample));
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+fn every_operation_reads_back_keeps_the_rest_and_still_runs() {
+    check_all(&corpus().samples, true);
 }
 
-fn check_foreign(sample: &Sample) -> Vec<String> {
-    let mut failures = Vec::new();
-    let original = std::fs::read(&sample.path).unwrap();
-    let (ok, want) = sample.exercise(&sample.path);
-    assert!(ok, "{}: {want}", sample.name);
-    for op in ops_for(sample) {
-        if op.name.contains("no-default-lib") {
-            continue; // the cross libc's directory is not the one on the target
-        }
-        let out = sample
-            .path
-            .with_file_name(format!("{}.{}", sample.name, op.name));
-        match edit(&original, &op.edits) {
-            Ok(new) => write_exec(&out, new.as_deref().unwrap_or(&original)),
-            Err(e) => {
-                failures.push(format!("{} {}: {e}", sample.name, op.name));
-                continue;
-            }
-        }
-        for e in &op.expect {
-            if let Err(msg) = e.check(&out) {
-                failures.push(format!("{} {}: {msg}", sample.name, op.name));
-            }
-        }
-        let got = sample.exercise(&out);
-        if got != (true, want.clone()) {
-            failures.push(format!("{} {}: {got:?}", sample.name, op.name));
-        }
-    }
-    failures
+/// The libcs of aarch64, s390x, mips, mipsel, mips64el and ppc64, and four MIPS programs (see
+/// `edit_corpus::foreign`).
+#[test]
+fn foreign_architectures_run_under_qemu() {
+    check_all(foreign(), false);
 }
 
 #[test]
 fn new_segments_on_64k_page_architectures_are_64k_congruent() {
-    let sample = foreign()
-        .into_iter()
-        .find(|s| s.name.contains("aarch64"))
-        .unwrap();
+    let sample = foreign_sample("libc-aarch64");
     let data = std::fs::read(&sample.path).unwrap();
     let long = format!("{}:/lib", edit_corpus::LONG_DIR);
     let new = edit(
@@ -182,6 +139,163 @@ fn new_segments_on_64k_page_architectures_are_64k_congruent() {
     let load = info.segments.iter().rfind(|s| s.p_type == 1).unwrap();
     assert!(load.align >= 0x10000, "{load:?}");
     assert_eq!(load.vaddr % 0x10000, load.offset % 0x10000, "{load:?}");
+}
+
+fn foreign_sample(name: &str) -> &'static Sample {
+    foreign().iter().find(|s| s.name == name).unwrap()
+}
+
+/// (p_type, p_offset) of every program header, from readelf.
+fn segments(path: &Path) -> Vec<(String, String)> {
+    readelf(&["-l"], path)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6 && f[1].starts_with("0x")).then(|| (f[0].to_owned(), f[1].to_owned()))
+        })
+        .collect()
+}
+
+fn long_rpath() -> Edits {
+    Edits {
+        rpath: Some(RpathEdit::Set(
+            format!("{}:/lib", edit_corpus::LONG_DIR).into_bytes(),
+        )),
+        ..Edits::default()
+    }
+}
+
+/// MIPS linkers leave a spare PT_NULL program header: the new LOAD takes it, so the table does
+/// not grow and nothing after it (here `.MIPS.abiflags` and the large `.MIPS.options`) moves.
+#[test]
+fn a_spare_pt_null_slot_is_taken_before_the_table_grows() {
+    let sample = foreign_sample("libc-mips64el");
+    let before = segments(&sample.path);
+    assert!(
+        before.iter().any(|(t, _)| t == "NULL"),
+        "test premise: a PT_NULL slot\n{before:?}"
+    );
+    let data = std::fs::read(&sample.path).unwrap();
+    let new = edit(&data, &long_rpath()).unwrap().unwrap();
+    let out = sample.path.with_file_name("libc-mips64el.null-slot");
+    write_exec(&out, &new);
+    let after = segments(&out);
+    assert_eq!(after.len(), before.len(), "{after:?}");
+    assert!(!after.iter().any(|(t, _)| t == "NULL"), "{after:?}");
+    for kind in ["PHDR", "ABIFLAGS", "DYNAMIC", "NOTE"] {
+        let at = |v: &[(String, String)]| v.iter().find(|(t, _)| t == kind).cloned();
+        assert_eq!(at(&after), at(&before), "{kind} moved");
+    }
+    assert_eq!(
+        sample.exercise(&out),
+        sample.exercise(&sample.path),
+        "runs differently"
+    );
+}
+
+/// Without a spare slot, growing the program header table moves PT_MIPS_ABIFLAGS and
+/// PT_MIPS_REGINFO, which follow it, a MIPS address tag into them follows, and the result still
+/// runs.
+#[test]
+fn mips_abiflags_and_reginfo_move_when_the_table_grows() {
+    let sample = foreign_sample("libc-mips");
+    let mut data = std::fs::read(&sample.path).unwrap();
+    // Fill the spare PT_NULL slot, the last of the 32-bit big-endian headers, with a second copy
+    // of the PT_NOTE header (harmless: it describes the same notes), so that the table has
+    // neither a spare slot nor slack before `.MIPS.abiflags`.
+    let be16 = |d: &[u8], at: usize| u16::from_be_bytes([d[at], d[at + 1]]);
+    let be32 = |d: &[u8], at: usize| u32::from_be_bytes(d[at..at + 4].try_into().unwrap());
+    let phoff = be32(&data, 28) as usize;
+    let phnum = be16(&data, 44) as usize;
+    let null = phoff + (phnum - 1) * 32;
+    assert_eq!(be32(&data, null), 0, "test premise: PT_NULL last");
+    let note = (0..phnum)
+        .map(|i| phoff + i * 32)
+        .find(|&h| be32(&data, h) == 4)
+        .unwrap();
+    data.copy_within(note..note + 32, null);
+    // And turn DT_MIPS_UNREFEXTNO (informational; glibc ignores it) into a DT_MIPS_OPTIONS entry
+    // holding `.reginfo`'s address: an address tag into a block that moves must follow it.
+    let dynamic = (0..phnum)
+        .map(|i| phoff + i * 32)
+        .find(|&h| be32(&data, h) == 2)
+        .map(|h| be32(&data, h + 4) as usize)
+        .unwrap();
+    let unrefextno = (0..)
+        .map(|i| dynamic + i * 8)
+        .find(|&e| be32(&data, e) == 0x7000_0012)
+        .unwrap();
+    data[unrefextno..unrefextno + 4].copy_from_slice(&0x7000_0029u32.to_be_bytes());
+    data[unrefextno + 4..unrefextno + 8].copy_from_slice(&0x1f0u32.to_be_bytes());
+    let trimmed = sample.path.with_file_name("libc-mips.no-spare");
+    write_exec(&trimmed, &data);
+    assert_eq!(sample.exercise(&trimmed), sample.exercise(&sample.path));
+    let before = segments(&trimmed);
+    assert!(
+        before.contains(&("REGINFO".to_owned(), "0x0001f0".to_owned())),
+        "test premise: .reginfo at 0x1f0\n{before:?}"
+    );
+
+    let new = edit(&data, &long_rpath()).unwrap().unwrap();
+    let out = sample.path.with_file_name("libc-mips.grown-table");
+    write_exec(&out, &new);
+    let after = segments(&out);
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    assert!(
+        !before.iter().any(|(t, _)| t == "NULL"),
+        "test premise: no spare slot\n{before:?}"
+    );
+    for kind in ["ABIFLAGS", "REGINFO"] {
+        let at = |v: &[(String, String)]| v.iter().find(|(t, _)| t == kind).cloned();
+        assert_ne!(at(&after), at(&before), "{kind} did not move");
+    }
+    let reginfo = readelf(&["-l"], &out)
+        .lines()
+        .find(|l| l.trim_start().starts_with("REGINFO"))
+        .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .unwrap();
+    let options = readelf(&["-d"], &out)
+        .lines()
+        .find(|l| l.contains("MIPS_OPTIONS"))
+        .and_then(|l| l.split_whitespace().last().map(str::to_owned))
+        .unwrap();
+    assert_eq!(
+        u64::from_str_radix(options.trim_start_matches("0x"), 16).unwrap(),
+        u64::from_str_radix(reginfo.trim_start_matches("0x"), 16).unwrap(),
+        "DT_MIPS_OPTIONS does not follow the block it points into"
+    );
+    Expect::Runpath(format!("{}:/lib", edit_corpus::LONG_DIR))
+        .check(&out)
+        .unwrap();
+    assert_eq!(sample.exercise(&out), sample.exercise(&sample.path));
+}
+
+/// glibc's loader recognises libc by its DT_SONAME `libc.so.6`; renamed, libc crashes every
+/// program (patchelf writes such a file). ldfix refuses, and setting the same name is a no-op.
+#[test]
+fn glibc_libc_is_not_renamed() {
+    let sample = foreign_sample("libc-mips");
+    let data = std::fs::read(&sample.path).unwrap();
+    let rename = |name: &[u8]| {
+        edit(
+            &data,
+            &Edits {
+                soname: Some(name.to_vec()),
+                ..Edits::default()
+            },
+        )
+    };
+    let err = rename(b"libs.so").unwrap_err().to_string();
+    assert!(err.contains("glibc's C library"), "{err}");
+    assert!(rename(b"libc.so.6").unwrap().is_none());
+    // The reference's result, recorded: it crashes.
+    let pe = sample.path.with_file_name("libc-mips.renamed-by-patchelf");
+    std::fs::copy(&sample.path, &pe).unwrap();
+    run(Command::new("patchelf")
+        .args(["--set-soname", "libs.so"])
+        .arg(&pe));
+    let (ok, text) = sample.exercise(&pe);
+    assert!(!ok, "patchelf 0.14.3's renamed libc runs: {text}");
 }
 
 #[test]

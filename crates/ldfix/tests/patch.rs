@@ -222,6 +222,33 @@ fn bad_files_fail_with_their_name_and_offset_and_stay_untouched() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("p.c"));
 }
 
+/// glibc's loader aborts at start with a run path of its own: `patch` refuses, says why, and
+/// leaves the file as it was; a change glibc allows (a new SONAME) still goes through.
+#[test]
+fn a_glibc_loader_gets_no_run_path() {
+    let ld = copy(
+        Path::new("/lib64/ld-linux-x86-64.so.2"),
+        "ld-linux-x86-64.so.2",
+    );
+    let before = std::fs::read(&ld).unwrap();
+    let o = out(ldfix().args(["patch", "--set-rpath", "/opt/lib"]).arg(&ld));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ld-linux-x86-64.so.2") && err.contains("get-dynamic-info.h"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&ld).unwrap(), before);
+    ok(ldfix()
+        .args(["patch", "--set-soname", "ld-renamed.so.2"])
+        .arg(&ld));
+    assert_eq!(
+        ok(ldfix().args(["patch", "--print-soname"]).arg(&ld)),
+        "ld-renamed.so.2\n"
+    );
+    assert!(ok(Command::new(&ld).arg("--version")).contains("ld.so"));
+}
+
 #[test]
 fn replacement_keeps_mode_xattrs_acls_and_capabilities() {
     let p = copy(&fixture().prog, "attrs");

@@ -241,8 +241,9 @@ fn overlaps(a_off: u64, a_len: u64, b_off: u64, b_len: u64) -> bool {
 }
 
 /// Sections that can move because nothing but the dynamic table (re-pointed) and their section
-/// header refer to their address: notes, hash tables, the dynamic symbol table, version tables.
-fn is_movable_section(s: &Shdr) -> bool {
+/// header refer to their address: notes, hash tables, the dynamic symbol table, version tables,
+/// and MIPS's information sections.
+fn is_movable_section(model: &Model<'_>, s: &Shdr) -> bool {
     [
         elf::SHT_NOTE.0,
         elf::SHT_HASH.0,
@@ -253,6 +254,7 @@ fn is_movable_section(s: &Shdr) -> bool {
         elf::SHT_GNU_VERDEF.0,
     ]
     .contains(&s.sh_type)
+        || model.is_mips_info_section(s.sh_type)
 }
 
 /// What must leave the bytes right after the program header table so that it can grow in place.
@@ -305,6 +307,11 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
                     .push((p.offset, p.filesz, p.vaddr, note_align(p.align, p.offset)?));
                 covered.push((p.offset, p.filesz));
             }
+            t if model.is_mips_info_segment(t.0) => {
+                room.blocks
+                    .push((p.offset, p.filesz, p.vaddr, note_align(p.align, p.offset)?));
+                covered.push((p.offset, p.filesz));
+            }
             _ => {}
         }
     }
@@ -321,7 +328,8 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
         } else if !matches!(
             elf::ProgramType(p.p_type),
             elf::PT_LOAD | elf::PT_PHDR | elf::PT_INTERP | elf::PT_DYNAMIC | elf::PT_NOTE
-        ) && overlaps(p.offset, p.filesz, start, len)
+        ) && !model.is_mips_info_segment(p.p_type)
+            && overlaps(p.offset, p.filesz, start, len)
         {
             return Err(EditError::unsupported(
                 "program header table",
@@ -345,7 +353,7 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
         }
         if Some(s.offset) == dynstr.map(|d| d.0) {
             room.dynstr = true;
-        } else if is_movable_section(s) {
+        } else if is_movable_section(model, s) {
             room.blocks
                 .push((s.offset, s.size, s.addr, note_align(s.addralign, s.offset)?));
             covered.push((s.offset, s.size));
@@ -363,7 +371,7 @@ fn make_room(model: &Model<'_>, state: &State, count: u64) -> Result<Room, EditE
     }
     // Without section headers, what the dynamic table points at tells what is there.
     for (tag, val) in model.dynamic.iter().flat_map(|d| d.entries.iter()) {
-        if !super::model::is_pointer_tag(*tag) {
+        if !model.is_address_tag(*tag) {
             continue;
         }
         let Some(off) = model.vaddr_to_offset(*val) else {
@@ -430,15 +438,24 @@ pub(crate) fn build(
         rebuild = true;
     }
     let mut new_load = false;
-    let mut pht_count = model.phdrs.len() as u64 + extra_stack;
+    // Program headers to add (a LOAD, a GNU_STACK). PT_NULL entries are spare slots that every
+    // reader skips (MIPS linkers leave one): they are taken first, so the table grows, and what
+    // follows it moves, only when there are none left.
+    let spare = model
+        .phdrs
+        .iter()
+        .filter(|p| p.p_type == elf::PT_NULL.0)
+        .count() as u64;
+    let count = |added: u64| model.phdrs.len() as u64 + added.saturating_sub(spare);
+    let mut added = extra_stack;
     if !rebuild && any_move(move_dynamic, move_dynstr, move_interp) {
         new_load = true;
-        pht_count += 1;
+        added += 1;
     }
-    if !pht_in_ours && pht_count > model.phdrs.len() as u64 {
+    if !pht_in_ours && count(added) > model.phdrs.len() as u64 {
         // Keep the table where it is when what follows it can move: programs must (AT_PHDR on
         // old kernels), and binutils' strip cannot handle a table outside the first segment.
-        let mut room = match make_room(model, state, pht_count) {
+        let mut room = match make_room(model, state, count(added)) {
             Ok(r) => Some(r),
             Err(e) if model.is_program() => return Err(e),
             Err(_) => None,
@@ -447,8 +464,8 @@ pub(crate) fn build(
             let moves_something = r.interp || r.dynamic || r.dynstr || !r.blocks.is_empty();
             if !new_load && ours.is_none() && moves_something {
                 new_load = true;
-                pht_count += 1;
-                room = match make_room(model, state, pht_count) {
+                added += 1;
+                room = match make_room(model, state, count(added)) {
                     Ok(r) => Some(r),
                     Err(e) if model.is_program() => return Err(e),
                     Err(_) => None,
@@ -478,15 +495,17 @@ pub(crate) fn build(
                 rebuild = true;
             } else if !new_load {
                 new_load = true;
-                pht_count += 1;
+                added += 1;
             }
         }
     }
     if new_load && rebuild {
         // An existing reusable segment takes everything; no second LOAD.
         new_load = false;
-        pht_count -= 1;
+        added -= 1;
     }
+    let pht_count = count(added);
+    let reused_nulls = added.min(spare);
     let building = new_load || rebuild;
 
     // Everything that lives in our segment is laid out again when it is rebuilt.
@@ -497,7 +516,8 @@ pub(crate) fn build(
             move_interp |= pt_interp.is_some_and(|p| o.contains(p.offset));
             move_pht |= pht_in_ours;
             for p in &model.phdrs {
-                if p.p_type == elf::PT_NOTE.0 && o.contains(p.offset) {
+                let block = p.p_type == elf::PT_NOTE.0 || model.is_mips_info_segment(p.p_type);
+                if block && o.contains(p.offset) {
                     let bytes = slice(data, p.offset, p.filesz)
                         .ok_or_else(|| EditError::truncated("note", p.offset, p.filesz, data))?
                         .to_vec();
@@ -676,7 +696,7 @@ pub(crate) fn build(
 
     // Dynamic entries that point into moved blocks follow them.
     for e in &mut state.entries {
-        if !super::model::is_pointer_tag(e.0) || e.0 == elf::DT_STRTAB.0 {
+        if !model.is_address_tag(e.0) || e.0 == elf::DT_STRTAB.0 {
             continue;
         }
         for m in moves.iter().filter(|m| !m.resized) {
@@ -735,15 +755,20 @@ pub(crate) fn build(
 
     // The dynamic table, where it now lives.
     if state.dynamic_changed || move_dynamic || new_dynstr.is_some() || state.verneed_changed {
-        let (at, slots) = match moves
+        let (at, vaddr, slots) = match moves
             .iter()
             .find(|m| Some(m.old_off) == dyn_home.map(|h| h.0) && move_dynamic)
         {
-            Some(m) => (m.new_off, dyn_need / c.dynsize()),
-            None => (dyn_home.map_or(0, |h| h.0), dyn_cap / c.dynsize()),
+            Some(m) => (m.new_off, m.new_vaddr, dyn_need / c.dynsize()),
+            None => (
+                dyn_home.map_or(0, |h| h.0),
+                dyn_home.map_or(0, |h| h.1),
+                dyn_cap / c.dynsize(),
+            ),
         };
+        let entries = keep_rld_map_targets(model, &state.entries, vaddr);
         let mut bytes = Vec::new();
-        for (t, v) in &state.entries {
+        for (t, v) in &entries {
             bytes.extend(c.dyn_entry(*t, *v)?);
         }
         for _ in state.entries.len() as u64..slots {
@@ -800,9 +825,15 @@ pub(crate) fn build(
     let mut phdrs: Vec<Phdr> = Vec::new();
     let last_load = model.phdrs.iter().rposition(|p| p.p_type == elf::PT_LOAD.0);
     let seg_len = out.seg.len() as u64;
+    let mut nulls_left = reused_nulls;
     for (i, p) in model.phdrs.iter().enumerate() {
         let mut p = *p;
         match elf::ProgramType(p.p_type) {
+            elf::PT_NULL if nulls_left > 0 => {
+                // Its slot goes to a new header.
+                nulls_left -= 1;
+                continue;
+            }
             elf::PT_LOAD => {
                 if rebuild && ours.is_some_and(|o| o.index == i) {
                     p.filesz = seg_len;
@@ -910,6 +941,55 @@ pub(crate) fn build(
         out.put(model.shoff, &bytes, "section header table")?;
     }
     Ok(out)
+}
+
+/// Where each DT_MIPS_RLD_MAP_REL entry of a MIPS dynamic table at `vaddr` points: the address
+/// of the entry itself plus its value. glibc (`sysdeps/mips/dl-debug.h`, `elf_setup_debug_entry`)
+/// stores the `r_debug` pointer at `(char *) l_info[DT_MIPS_RLD_MAP_REL] + d_val`, where `l_info`
+/// points at the entry in the loaded dynamic table, so the value is relative to the entry's own
+/// address. An empty list on other machines, where the tag means something else.
+pub(crate) fn rld_map_targets(model: &Model<'_>, entries: &[(i64, u64)], vaddr: u64) -> Vec<u64> {
+    if !model.is_mips() {
+        return Vec::new();
+    }
+    let c = model.codec;
+    let mask = if c.is64 { u64::MAX } else { 0xffff_ffff };
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(_, (t, _))| *t == elf::DT_MIPS_RLD_MAP_REL.0)
+        .map(|(i, (_, v))| {
+            vaddr
+                .wrapping_add((i as u64).wrapping_mul(c.dynsize()))
+                .wrapping_add(*v)
+                & mask
+        })
+        .collect()
+}
+
+/// The dynamic entries to write at `vaddr`, with every DT_MIPS_RLD_MAP_REL value recomputed so
+/// that it still reaches the word it reached in the original file: the entry moves when the
+/// table moves and when entries are added or removed before it (patchelf does the same in
+/// `rewriteHeaders`, from the `.rld_map` section's address; this works without section headers).
+fn keep_rld_map_targets(model: &Model<'_>, entries: &[(i64, u64)], vaddr: u64) -> Vec<(i64, u64)> {
+    let Some(d) = model.dynamic.as_ref() else {
+        return entries.to_vec();
+    };
+    let mut targets = rld_map_targets(model, &d.entries, d.vaddr).into_iter();
+    let c = model.codec;
+    let mask = if c.is64 { u64::MAX } else { 0xffff_ffff };
+    let mut out = entries.to_vec();
+    for (i, e) in out.iter_mut().enumerate() {
+        if !model.is_mips() || e.0 != elf::DT_MIPS_RLD_MAP_REL.0 {
+            continue;
+        }
+        let Some(target) = targets.next() else {
+            break;
+        };
+        let at = vaddr.wrapping_add((i as u64).wrapping_mul(c.dynsize()));
+        e.1 = target.wrapping_sub(at) & mask;
+    }
+    out
 }
 
 /// Rebuilds `.dynstr` as its original bytes plus only the appended strings still referenced.

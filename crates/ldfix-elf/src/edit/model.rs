@@ -256,6 +256,9 @@ pub(crate) struct Model<'d> {
 
 pub(crate) const DT_RELR: i64 = 36;
 
+/// `.MIPS.abiflags` (binutils `include/elf/mips.h`; not in the `object` crate).
+pub(crate) const SHT_MIPS_ABIFLAGS: u32 = 0x7000_002a;
+
 /// Dynamic tags whose value is an address (d_ptr) — used to find what must not move and what
 /// must be re-pointed.
 pub(crate) fn is_pointer_tag(tag: i64) -> bool {
@@ -495,6 +498,66 @@ impl<'d> Model<'d> {
         self.e_type == elf::ET_EXEC.0
             || self.find_phdr(elf::PT_INTERP.0).is_some()
             || self.dyn_value(elf::DT_FLAGS_1.0).unwrap_or(0) & elf::DF_1_PIE.0 != 0
+    }
+
+    /// Whether a dynamic tag's value is an address in this file: the generic ones, and on MIPS
+    /// the processor-specific ones that hold addresses (binutils `include/elf/mips.h`), among
+    /// them DT_MIPS_OPTIONS (`.MIPS.options`, which can move) and DT_MIPS_XHASH (a hash table).
+    /// DT_MIPS_RLD_MAP_REL is not one: it is relative to its own entry (see `layout.rs`).
+    pub(crate) fn is_address_tag(&self, tag: i64) -> bool {
+        const MIPS_ADDRESS_TAGS: [i64; 16] = [
+            0x7000_0008, // DT_MIPS_CONFLICT
+            0x7000_0009, // DT_MIPS_LIBLIST
+            0x7000_0016, // DT_MIPS_RLD_MAP
+            0x7000_0017, // DT_MIPS_DELTA_CLASS
+            0x7000_0019, // DT_MIPS_DELTA_INSTANCE
+            0x7000_001b, // DT_MIPS_DELTA_RELOC
+            0x7000_001d, // DT_MIPS_DELTA_SYM
+            0x7000_0020, // DT_MIPS_DELTA_CLASSSYM
+            0x7000_0023, // DT_MIPS_PIXIE_INIT
+            0x7000_0029, // DT_MIPS_OPTIONS
+            0x7000_002a, // DT_MIPS_INTERFACE
+            0x7000_002d, // DT_MIPS_RLD_TEXT_RESOLVE_ADDR
+            0x7000_0031, // DT_MIPS_AUX_DYNAMIC
+            0x7000_0032, // DT_MIPS_PLTGOT
+            0x7000_0034, // DT_MIPS_RWPLT
+            0x7000_0036, // DT_MIPS_XHASH
+        ];
+        is_pointer_tag(tag) || (self.is_mips() && MIPS_ADDRESS_TAGS.contains(&tag))
+    }
+
+    pub(crate) fn is_mips(&self) -> bool {
+        matches!(
+            elf::Machine(self.machine),
+            elf::EM_MIPS | elf::EM_MIPS_RS3_LE
+        )
+    }
+
+    /// MIPS's information segments, which sit right after the program header table: their
+    /// bytes are read through `p_offset` (glibc `sysdeps/mips/dl-machine-reject-phdr.h` reads
+    /// PT_MIPS_ABIFLAGS from the file; Linux `arch/mips/kernel/elf.c` too) and nothing refers
+    /// to their address, so they can move unchanged, like notes. The values are processor
+    /// specific and mean something else on other machines.
+    pub(crate) fn is_mips_info_segment(&self, p_type: u32) -> bool {
+        self.is_mips()
+            && [
+                elf::PT_MIPS_REGINFO.0,
+                elf::PT_MIPS_OPTIONS.0,
+                elf::PT_MIPS_ABIFLAGS.0,
+            ]
+            .contains(&p_type)
+    }
+
+    /// The sections of [`Model::is_mips_info_segment`]: `.reginfo`, `.MIPS.options`,
+    /// `.MIPS.abiflags`.
+    pub(crate) fn is_mips_info_section(&self, sh_type: u32) -> bool {
+        self.is_mips()
+            && [
+                elf::SHT_MIPS_REGINFO.0,
+                elf::SHT_MIPS_OPTIONS.0,
+                SHT_MIPS_ABIFLAGS,
+            ]
+            .contains(&sh_type)
     }
 
     /// The largest page size of the architecture: new LOADs are aligned to at least this, since

@@ -7,6 +7,73 @@ use super::model::Model;
 use super::state::State;
 use super::{Edits, RpathEdit};
 
+/// glibc's dynamic loader relocates itself before anything else runs and asserts that its own
+/// dynamic table has neither DT_RPATH nor DT_RUNPATH, and no DT_FLAGS_1 flag but DF_1_NOW
+/// (`elf/get-dynamic-info.h`, under RTLD_BOOTSTRAP): a run path or NODEFLIB written into it makes
+/// every program that uses it abort at start ("Assertion `info[DT_RUNPATH] == NULL' failed").
+/// (The loaders patchelf 0.14.3 and 0.19 write this way crash even earlier, with SIGSEGV.) The
+/// loader is recognised by the symbol only it defines, `_rtld_global_ro` (libc and everything
+/// else import it).
+fn refuse_on_glibc_loader(model: &Model<'_>, state: &State) -> Result<(), EditError> {
+    if defines_symbol(model, state, b"_rtld_global_ro") {
+        return Err(EditError::unsupported(
+            "glibc dynamic loader",
+            "glibc's ld.so aborts at start when it has a DT_RPATH, a DT_RUNPATH or DF_1_NODEFLIB \
+             (elf/get-dynamic-info.h); a loader never searches a run path of its own",
+        ));
+    }
+    Ok(())
+}
+
+/// glibc's loader recognises the C library by its DT_SONAME being exactly `libc.so.6`
+/// (`elf/dl-load.c`, `_dl_map_object_from_fd`, LIBC_SO) and only then calls its
+/// `__libc_early_init`: renamed, glibc's libc.so.6 crashes every program that loads it (with
+/// patchelf too). glibc's libc is recognised by defining `__libc_early_init` (glibc ≥ 2.32).
+fn refuse_renaming_glibc(model: &Model<'_>, state: &State, soname: &[u8]) -> Result<(), EditError> {
+    let current = state
+        .entries
+        .iter()
+        .find(|(t, _)| *t == elf::DT_SONAME.0)
+        .and_then(|(_, v)| state.string(*v));
+    if current == Some(b"libc.so.6")
+        && soname != b"libc.so.6"
+        && defines_symbol(model, state, b"__libc_early_init")
+    {
+        return Err(EditError::unsupported(
+            "glibc's C library",
+            "glibc's loader finds libc by its DT_SONAME libc.so.6 (elf/dl-load.c) and must call \
+             its __libc_early_init; under another name every program that uses it crashes",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `.dynsym` defines `name` (st_shndx is not SHN_UNDEF). False when the symbols cannot
+/// be counted or read.
+fn defines_symbol(model: &Model<'_>, state: &State, name: &[u8]) -> bool {
+    let c = model.codec;
+    let (Some(count), Some(at)) = (
+        state.dynsym_count,
+        model
+            .dyn_value(elf::DT_SYMTAB.0)
+            .and_then(|a| model.vaddr_to_offset(a)),
+    ) else {
+        return false;
+    };
+    // Elf32_Sym: st_name, st_value, st_size, st_info, st_other, st_shndx (at 14);
+    // Elf64_Sym: st_name, st_info, st_other, st_shndx (at 6), st_value, st_size.
+    let (size, shndx_at) = if c.is64 { (24, 6) } else { (16, 14) };
+    (0..count.min(model.data.len() as u64 / size)).any(|i| {
+        let sym = at.saturating_add(i * size);
+        let defined = c
+            .read_u16(model.data, sym.saturating_add(shndx_at), ".dynsym entry")
+            .is_ok_and(|shndx| shndx != elf::SHN_UNDEF.0);
+        defined
+            && c.read_u32(model.data, sym, ".dynsym entry")
+                .is_ok_and(|n| state.string(u64::from(n)) == Some(name))
+    })
+}
+
 pub(crate) fn apply_all(
     model: &Model<'_>,
     state: &mut State,
@@ -21,6 +88,7 @@ pub(crate) fn apply_all(
         }
     }
     if let Some(soname) = &edits.soname {
+        refuse_renaming_glibc(model, state, soname)?;
         set_string_entry(state, elf::DT_SONAME.0, soname)?;
     }
     if let Some(interp) = &edits.interpreter {
@@ -42,6 +110,9 @@ pub(crate) fn apply_all(
             "it has no dynamic loader: a run path or a NEEDED library would never be used, and \
              glibc aborts a static-pie that has DT_RPATH or DT_RUNPATH",
         ));
+    }
+    if matches!(edits.rpath, Some(RpathEdit::Set(_) | RpathEdit::Add(_))) || edits.no_default_lib {
+        refuse_on_glibc_loader(model, state)?;
     }
     if let Some(rpath) = &edits.rpath {
         set_rpath(state, rpath, edits.force_rpath)?;

