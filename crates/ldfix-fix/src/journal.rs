@@ -160,7 +160,10 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let created = !self.dir.exists();
+        // The GC roots may have created `.ldfix/` already: what must reach the disk is the
+        // journal's own directory entry, and the directory's when it is new.
+        let dir_created = !self.dir.exists();
+        let created = dir_created || !path.exists();
         std::fs::create_dir_all(&self.dir).map_err(|source| FixError::Write {
             path: self.dir.clone(),
             source,
@@ -179,6 +182,8 @@ impl Journal {
         file.sync_data().map_err(werr)?;
         if created {
             sync_dir(&self.dir);
+        }
+        if dir_created {
             if let Some(parent) = self.dir.parent() {
                 sync_dir(parent);
             }

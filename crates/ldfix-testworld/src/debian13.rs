@@ -35,7 +35,8 @@ impl Debian13 {
         let done = dir.join("versions");
         if let Ok(text) = fs::read_to_string(&done) {
             let versions: Vec<String> = text.lines().map(str::to_owned).collect();
-            if versions.len() == PACKAGES.len() {
+            let unpacked = PACKAGES.iter().all(|p| dir.join("root").join(p).is_dir());
+            if versions.len() == PACKAGES.len() && unpacked {
                 return Ok(Self { dir, versions });
             }
         }
@@ -170,8 +171,7 @@ fn mirror_in(text: &str) -> Option<String> {
         match words.next() {
             Some("deb") => {
                 // Options in brackets may hold spaces; the URI is the first word with a scheme.
-                let uri = words.find(|w| w.contains("://"))?;
-                if usable(uri) {
+                if let Some(uri) = words.find(|w| w.contains("://")).filter(|u| usable(u)) {
                     return Some(uri.trim_end_matches('/').to_owned());
                 }
             }
@@ -203,7 +203,7 @@ mod tests {
             mirror_in(security_first).as_deref(),
             Some("http://mirror.example/debian")
         );
-        let one_line = "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main\n";
+        let one_line = "# comment\ndeb cdrom:[Debian]/ bookworm main\ndeb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main\n";
         assert_eq!(
             mirror_in(one_line).as_deref(),
             Some("http://mirror.example/debian")

@@ -417,7 +417,9 @@ pub fn nixify_loader(orig: &[u8], paths: &NixLoaderPaths) -> Result<Vec<u8>> {
     // is_trusted_path_normalize).
     let mut end_sites = Vec::new();
     for &site in &lens_lea_sites {
-        let window = d.get(site + 4..site + 4 + 24).unwrap_or(&[]);
+        // One byte more than the 24 searched, so a 4-byte instruction at the last offset is
+        // still seen whole by a 5-byte window.
+        let window = d.get(site + 4..site + 4 + 25).unwrap_or(&[]);
         for (i, w) in window.windows(5).enumerate() {
             let rex_w = matches!(w[0], 0x48 | 0x49 | 0x4c | 0x4d);
             if !(rex_w && w[1] == 0x8d && (w[2] & 0xc0) == 0x40) {
@@ -427,7 +429,8 @@ pub fn nixify_loader(orig: &[u8], paths: &NixLoaderPaths) -> Result<Vec<u8>> {
             // (glibc 2.41: base %r12, which needs a SIB, no index).
             if (w[2] & 7) != 4 && w[3] == 0x20 {
                 end_sites.push(site + 4 + i + 3);
-            } else if (w[2] & 7) == 4 && w[3] == 0x24 && w[4] == 0x20 {
+            } else if (w[2] & 7) == 4 && w[3] == 0x24 && w[4] == 0x20 && w[0] & 1 == 1 {
+                // REX.B set: base %r12, not %rsp (a stack address is never the loop end).
                 end_sites.push(site + 4 + i + 4);
             }
         }
