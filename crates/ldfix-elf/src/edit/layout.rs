@@ -18,7 +18,7 @@
 use object::elf;
 
 use super::error::EditError;
-use super::model::{Model, Phdr, Shdr};
+use super::model::{Model, Segment, Shdr};
 use super::state::{find_string, is_string_tag, State};
 use crate::read::ReadError;
 
@@ -584,7 +584,7 @@ pub(crate) fn build(
             let top = model
                 .loads()
                 .filter(|p| !ours.is_some_and(|o| o.offset == p.offset && o.vaddr == p.vaddr))
-                .map(Phdr::mem_end)
+                .map(Segment::mem_end)
                 .chain(ours.map(|o| o.vaddr.saturating_add(o.filesz)))
                 .max()
                 .unwrap_or(0);
@@ -822,7 +822,7 @@ pub(crate) fn build(
         }
         None
     };
-    let mut phdrs: Vec<Phdr> = Vec::new();
+    let mut phdrs: Vec<Segment> = Vec::new();
     let last_load = model.phdrs.iter().rposition(|p| p.p_type == elf::PT_LOAD.0);
     let seg_len = out.seg.len() as u64;
     let mut nulls_left = reused_nulls;
@@ -869,7 +869,7 @@ pub(crate) fn build(
         }
         phdrs.push(p);
         if new_load && Some(i) == last_load {
-            phdrs.push(Phdr {
+            phdrs.push(Segment {
                 p_type: elf::PT_LOAD.0,
                 flags: elf::PF_R.0 | elf::PF_W.0,
                 offset: seg_off,
@@ -882,7 +882,7 @@ pub(crate) fn build(
         }
     }
     if state.add_gnu_stack {
-        phdrs.push(Phdr {
+        phdrs.push(Segment {
             p_type: elf::PT_GNU_STACK.0,
             flags: state.gnu_stack_flags.unwrap_or(elf::PF_R.0 | elf::PF_W.0),
             offset: 0,

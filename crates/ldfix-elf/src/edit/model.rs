@@ -6,32 +6,12 @@
 //! width- and endian-generic reader; writing goes through `object::elf`'s Pod structs.
 
 use object::elf::{self, FileHeader32, FileHeader64};
-use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
+use object::read::elf::{Dyn, FileHeader, SectionHeader};
 use object::{Endianness, ReadRef, U16, U32, U64};
 
 use super::error::EditError;
 
-/// Program header, widened to 64 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Phdr {
-    pub(crate) p_type: u32,
-    pub(crate) flags: u32,
-    pub(crate) offset: u64,
-    pub(crate) vaddr: u64,
-    pub(crate) paddr: u64,
-    pub(crate) filesz: u64,
-    pub(crate) memsz: u64,
-    pub(crate) align: u64,
-}
-
-impl Phdr {
-    pub(crate) fn file_end(&self) -> u64 {
-        self.offset.saturating_add(self.filesz)
-    }
-    pub(crate) fn mem_end(&self) -> u64 {
-        self.vaddr.saturating_add(self.memsz)
-    }
-}
+pub(crate) use crate::read::Segment;
 
 /// Section header, widened to 64 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +76,7 @@ impl Codec {
         }
     }
 
-    pub(crate) fn phdr(self, p: &Phdr) -> Result<Vec<u8>, EditError> {
+    pub(crate) fn phdr(self, p: &Segment) -> Result<Vec<u8>, EditError> {
         let e = self.endian;
         Ok(if self.is64 {
             object::bytes_of(&elf::ProgramHeader64::<Endianness> {
@@ -249,7 +229,7 @@ pub(crate) struct Model<'d> {
     pub(crate) phoff: u64,
     pub(crate) shoff: u64,
     pub(crate) shstrndx: u16,
-    pub(crate) phdrs: Vec<Phdr>,
+    pub(crate) phdrs: Vec<Segment>,
     pub(crate) shdrs: Vec<Shdr>,
     pub(crate) dynamic: Option<DynamicTable>,
 }
@@ -334,18 +314,9 @@ impl<'d> Model<'d> {
         }
         let raw_phdrs =
             read_table::<Elf::ProgramHeader>(data, "program header table", phoff, phnum)?;
-        let phdrs: Vec<Phdr> = raw_phdrs
+        let phdrs: Vec<Segment> = raw_phdrs
             .iter()
-            .map(|p| Phdr {
-                p_type: p.p_type(endian).0,
-                flags: p.p_flags(endian).0,
-                offset: p.p_offset(endian).into(),
-                vaddr: p.p_vaddr(endian).into(),
-                paddr: p.p_paddr(endian).into(),
-                filesz: p.p_filesz(endian).into(),
-                memsz: p.p_memsz(endian).into(),
-                align: p.p_align(endian).into(),
-            })
+            .map(|p| Segment::from_header::<Elf>(p, endian))
             .collect();
 
         let shoff: u64 = header.e_shoff(endian).into();
@@ -449,7 +420,7 @@ impl<'d> Model<'d> {
         }
     }
 
-    pub(crate) fn loads(&self) -> impl Iterator<Item = &Phdr> {
+    pub(crate) fn loads(&self) -> impl Iterator<Item = &Segment> {
         self.phdrs.iter().filter(|p| p.p_type == elf::PT_LOAD.0)
     }
 
@@ -469,7 +440,7 @@ impl<'d> Model<'d> {
             .map(|(_, v)| *v)
     }
 
-    pub(crate) fn find_phdr(&self, p_type: u32) -> Option<&Phdr> {
+    pub(crate) fn find_phdr(&self, p_type: u32) -> Option<&Segment> {
         self.phdrs.iter().find(|p| p.p_type == p_type)
     }
 

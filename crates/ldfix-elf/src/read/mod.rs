@@ -162,7 +162,7 @@ pub struct DlopenEntry {
     pub sonames: Vec<Vec<u8>>,
 }
 
-/// One program header, widened to 64 bits.
+/// One program header, widened to 64 bits: what the reader reports and what the editor edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
     /// p_type (PT_*).
@@ -173,12 +173,44 @@ pub struct Segment {
     pub offset: u64,
     /// p_vaddr.
     pub vaddr: u64,
+    /// p_paddr (kept as it is by the editor; loaders ignore it).
+    pub paddr: u64,
     /// p_filesz.
     pub filesz: u64,
     /// p_memsz.
     pub memsz: u64,
     /// p_align.
     pub align: u64,
+}
+
+impl Segment {
+    /// Reads one program header of either class and byte order.
+    pub(crate) fn from_header<Elf: object::read::elf::FileHeader>(
+        ph: &Elf::ProgramHeader,
+        endian: Elf::Endian,
+    ) -> Self {
+        use object::read::elf::ProgramHeader as _;
+        Self {
+            p_type: ph.p_type(endian).0,
+            flags: ph.p_flags(endian).0,
+            offset: ph.p_offset(endian).into(),
+            vaddr: ph.p_vaddr(endian).into(),
+            paddr: ph.p_paddr(endian).into(),
+            filesz: ph.p_filesz(endian).into(),
+            memsz: ph.p_memsz(endian).into(),
+            align: ph.p_align(endian).into(),
+        }
+    }
+
+    /// First file offset after the segment's file image.
+    pub fn file_end(&self) -> u64 {
+        self.offset.saturating_add(self.filesz)
+    }
+
+    /// First address after the segment in memory.
+    pub fn mem_end(&self) -> u64 {
+        self.vaddr.saturating_add(self.memsz)
+    }
 }
 
 /// One dynamic-table entry, widened to 64 bits (32-bit tags are sign-extended, as object does).

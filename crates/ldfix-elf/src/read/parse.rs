@@ -5,7 +5,7 @@
 //! from the file before that many bytes are known to exist.
 
 use object::elf::{self, FileHeader32, FileHeader64};
-use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
+use object::read::elf::{Dyn, FileHeader, SectionHeader};
 use object::{Endianness, ReadRef};
 
 use super::error::malformed;
@@ -144,15 +144,7 @@ fn parse_as<Elf: FileHeader<Endian = Endianness>>(
     };
     let segments: Vec<Segment> = phdrs
         .iter()
-        .map(|ph| Segment {
-            p_type: ph.p_type(endian).0,
-            flags: ph.p_flags(endian).0,
-            offset: ph.p_offset(endian).into(),
-            vaddr: ph.p_vaddr(endian).into(),
-            filesz: ph.p_filesz(endian).into(),
-            memsz: ph.p_memsz(endian).into(),
-            align: ph.p_align(endian).into(),
-        })
+        .map(|ph| Segment::from_header::<Elf>(ph, endian))
         .collect();
 
     let mut warnings = Vec::new();
