@@ -8,6 +8,13 @@
 //! directory is fsynced. A crash leaves either the old or the new file, never
 //! a mix. Anything that cannot be carried over is an error and the original stays as it was.
 //!
+//! Cost: on a filesystem without shared extents (ext4) a replacement copies the whole file, so
+//! the page-cache copy of unchanged bytes is most of the time. Writeback of each chunk starts as
+//! soon as it is written (`sync_file_range`, a hint only), so the fsync or `syncfs` before the
+//! renames has little left to wait for; the renames of a batch run on several threads, because
+//! each frees the original and the kernel drops its page cache during the rename. Where
+//! `copy_file_range` can share extents (btrfs, XFS) it clones instead of copying.
+//!
 //! Policies:
 //! - **Read-only places**: files in `/nix/store` or on a read-only filesystem are refused.
 //! - **Symlinks**: the link is followed and its target replaced; the link itself is kept.
@@ -21,6 +28,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rayon::prelude::*;
 use rustix::fs::{Gid, Mode, Uid, XattrFlags};
 
 /// Why a file could not be replaced. The original is unchanged in every case.
@@ -146,8 +154,19 @@ impl Drop for Staged {
 /// fsync per file.
 pub fn stage(path: &Path, bytes: &[u8], options: WriteOptions) -> Result<Staged, WriteError> {
     stage_with(path, options, &mut |file, tmp| {
-        file.write_all(bytes).map_err(io_err(tmp, "writing"))
+        write_chunked(file, bytes).map_err(io_err(tmp, "writing"))
     })
+}
+
+/// Writes `bytes`, handing each chunk to writeback as soon as it is written (see [`COPY_CHUNK`]).
+fn write_chunked(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    let mut at = 0u64;
+    for chunk in bytes.chunks(COPY_CHUNK) {
+        file.write_all(chunk)?;
+        start_writeback(file, at, chunk.len() as u64);
+        at += chunk.len() as u64;
+    }
+    Ok(())
 }
 
 /// Stages an edit planned by [`ldfix_elf::edit::plan`] without copying the file through memory:
@@ -205,8 +224,15 @@ fn write_pieces(
     Ok(())
 }
 
+/// Unchanged bytes are copied in chunks of this size, each handed to writeback as soon as it is
+/// copied, so the disk writes while the next chunk is copied and the final fsync or `syncfs` has
+/// little left to wait for.
+const COPY_CHUNK: usize = 8 << 20;
+
 /// Copies `len` bytes inside the kernel; falls back to writing them from `original` where the
-/// filesystem cannot (`EXDEV`, `EINVAL`, ...).
+/// filesystem cannot (`EXDEV`, `EINVAL`, ...). On a filesystem with shared extents (btrfs, XFS)
+/// `copy_file_range` clones the blocks instead of copying them, so no separate `FICLONE` step
+/// is needed; ext4 has none and copies in the page cache.
 fn copy_range(
     src: &File,
     from: u64,
@@ -222,9 +248,12 @@ fn copy_range(
         let mut d = to + done;
         let want = usize::try_from(len - done)
             .unwrap_or(usize::MAX)
-            .min(1 << 30);
+            .min(COPY_CHUNK);
         match rustix::fs::copy_file_range(src, Some(&mut s), dst, Some(&mut d), want) {
-            Ok(n) if n > 0 => done += n as u64,
+            Ok(n) if n > 0 => {
+                start_writeback(dst, to + done, n as u64);
+                done += n as u64;
+            }
             _ => {
                 let start = usize::try_from(from + done).map_err(io::Error::other)?;
                 let end = usize::try_from(from + len).map_err(io::Error::other)?;
@@ -236,6 +265,22 @@ fn copy_range(
         }
     }
     Ok(())
+}
+
+/// Starts writeback of `len` bytes at `offset` (0 = to the end) without waiting for it. Only a
+/// head start: durability still comes from the fsync or `syncfs` in [`commit`], so an error
+/// here (a filesystem without the call) is ignored.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range takes a descriptor and integers only; `file` keeps the
+    // descriptor open for the duration of the call. rustix does not wrap this call.
+    #[allow(unsafe_code)]
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
 }
 
 /// Stages a replacement whose bytes `write` puts in the temporary file (and may check there).
@@ -264,6 +309,7 @@ pub fn stage_with(
         pending: true,
     };
     write(&mut file, &staged.tmp)?;
+    start_writeback(&file, 0, 0);
     copy_metadata(&file, &staged.target, &meta, &xattrs)?;
     Ok(staged)
 }
@@ -311,27 +357,39 @@ pub fn commit(staged: Vec<Staged>) -> Vec<Result<(), WriteError>> {
         };
         durable.push(r);
     }
+    // Renamed by several threads: replacing a file frees the original's inode, and the kernel
+    // drops its page cache during the rename; those evictions overlap.
+    let renamed: Vec<(Result<(), WriteError>, Option<PathBuf>)> = staged
+        .into_par_iter()
+        .zip(durable)
+        .map(|(mut s, r)| {
+            let result = r.and_then(|()| {
+                fs::rename(&s.tmp, &s.target)
+                    .map_err(io_err(&s.target, "renaming the replacement into place"))
+            });
+            if result.is_ok() {
+                s.pending = false;
+                return (result, Some(s.dir.clone()));
+            }
+            (result, None)
+        })
+        .collect();
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut results = Vec::with_capacity(staged.len());
-    for (mut s, r) in staged.into_iter().zip(durable) {
-        let result = r.and_then(|()| {
-            fs::rename(&s.tmp, &s.target)
-                .map_err(io_err(&s.target, "renaming the replacement into place"))
-        });
-        if result.is_ok() {
-            s.pending = false;
-            if !dirs.contains(&s.dir) {
-                dirs.push(s.dir.clone());
+    let mut results = Vec::with_capacity(renamed.len());
+    for (result, dir) in renamed {
+        if let Some(dir) = dir {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
             }
         }
         results.push(result);
     }
     // Make the renames durable.
-    for dir in dirs {
-        if let Ok(d) = File::open(&dir) {
+    dirs.par_iter().for_each(|dir| {
+        if let Ok(d) = File::open(dir) {
             let _ = rustix::fs::fsync(&d);
         }
-    }
+    });
     results
 }
 
