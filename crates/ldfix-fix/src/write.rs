@@ -4,7 +4,7 @@
 //! The new bytes go to a temporary file in the same directory, which gets the original's owner,
 //! group, mode and extended attributes (`security.capability`, ACLs as
 //! `system.posix_acl_access`, SELinux labels, `user.*`), is made durable (fsync, or one `syncfs`
-//! for a batch, see [`stage`] and [`commit`]), and is renamed over the original; then the
+//! for a large batch, see [`stage`] and [`commit`]), and is renamed over the original; then the
 //! directory is fsynced. A crash leaves either the old or the new file, never
 //! a mix. Anything that cannot be carried over is an error and the original stays as it was.
 //!
@@ -150,8 +150,8 @@ impl Drop for Staged {
 
 /// First half of a replacement: checks the policies and writes the temporary file with the
 /// original's owner, mode and extended attributes. Many files can be staged in parallel and
-/// committed together, which makes them durable with one `syncfs` per filesystem instead of one
-/// fsync per file.
+/// committed together: their fsyncs overlap, or a large batch is made durable with one `syncfs`
+/// per filesystem (see [`commit`]).
 pub fn stage(path: &Path, bytes: &[u8], options: WriteOptions) -> Result<Staged, WriteError> {
     stage_with(path, options, &mut |file, tmp| {
         write_chunked(file, bytes).map_err(io_err(tmp, "writing"))
@@ -325,38 +325,73 @@ fn sync_err<'p>(
     }
 }
 
-/// Second half: makes every staged file durable (fsync for a lone file, one `syncfs` per
-/// filesystem for a batch), renames each over its original, then fsyncs each directory once.
-/// Returns one result per staged file, in order; a file that fails keeps its original.
+/// Up to this many files of a batch on one filesystem are made durable each with its own fsync
+/// (on [`SYNC_THREADS`] threads); a larger batch with one `syncfs`. An fsync flushes only our
+/// file, but each one waits for a device cache flush (measured here: 256 fsyncs took 0.18 s on
+/// one thread, 0.03 s on 16); `syncfs` flushes every dirty page of the filesystem, other
+/// programs' included (a venv `pip` has just written, a build next door): fixing a 13-file venv
+/// right after creating it took 1.0-1.6 s with `syncfs` and 0.5-0.8 s with fsyncs.
+const FSYNC_EACH_UP_TO: usize = 128;
+/// Threads waiting on fsyncs at once: they wait on the device, not on the CPU.
+const SYNC_THREADS: usize = 16;
+
+/// The threads that wait on fsyncs, made once per process: `commit` is also called per file
+/// from many threads at once (`undo`, [`replace_file`]).
+fn sync_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(SYNC_THREADS)
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Second half: makes every staged file durable (see [`FSYNC_EACH_UP_TO`]), renames each over
+/// its original, then fsyncs each directory once. Returns one result per staged file, in
+/// order; a file that fails keeps its original.
 pub fn commit(staged: Vec<Staged>) -> Vec<Result<(), WriteError>> {
     let per_device = |dev: u64| staged.iter().filter(|s| s.device == dev).count();
     let mut synced: Vec<(u64, Result<(), String>)> = Vec::new();
-    let mut durable = Vec::with_capacity(staged.len());
+    let mut durable: Vec<Option<Result<(), WriteError>>> = Vec::with_capacity(staged.len());
     for s in &staged {
-        let r = if per_device(s.device) == 1 {
+        if per_device(s.device) <= FSYNC_EACH_UP_TO {
+            durable.push(None);
+            continue;
+        }
+        let known = synced
+            .iter()
+            .find(|(d, _)| *d == s.device)
+            .map(|(_, r)| r.clone());
+        let r = known.unwrap_or_else(|| {
+            let r = File::open(&s.dir)
+                .map_err(|e| e.to_string())
+                .and_then(|d| rustix::fs::syncfs(&d).map_err(|e| e.to_string()));
+            synced.push((s.device, r.clone()));
+            r
+        });
+        durable.push(Some(r.map_err(|e| WriteError::Io {
+            path: s.dir.clone(),
+            what: "syncfs",
+            error: io::Error::other(e),
+        })));
+    }
+    let fsync_one = |(s, done): (&Staged, Option<Result<(), WriteError>>)| {
+        done.unwrap_or_else(|| {
             File::open(&s.tmp)
                 .map_err(io_err(&s.tmp, "opening for fsync"))
                 .and_then(|f| rustix::fs::fsync(&f).map_err(sync_err(&s.tmp, "fsync")))
-        } else {
-            let known = synced
-                .iter()
-                .find(|(d, _)| *d == s.device)
-                .map(|(_, r)| r.clone());
-            let r = known.unwrap_or_else(|| {
-                let r = File::open(&s.dir)
-                    .map_err(|e| e.to_string())
-                    .and_then(|d| rustix::fs::syncfs(&d).map_err(|e| e.to_string()));
-                synced.push((s.device, r.clone()));
-                r
-            });
-            r.map_err(|e| WriteError::Io {
-                path: s.dir.clone(),
-                what: "syncfs",
-                error: io::Error::other(e),
-            })
-        };
-        durable.push(r);
-    }
+        })
+    };
+    let pairs: Vec<(&Staged, Option<Result<(), WriteError>>)> =
+        staged.iter().zip(durable).collect();
+    let durable: Vec<Result<(), WriteError>> = match sync_pool() {
+        Some(pool) if pairs.len() > 1 => {
+            pool.install(|| pairs.into_par_iter().map(fsync_one).collect())
+        }
+        _ => pairs.into_iter().map(fsync_one).collect(),
+    };
     // Renamed by several threads: replacing a file frees the original's inode, and the kernel
     // drops its page cache during the rename; those evictions overlap.
     let renamed: Vec<(Result<(), WriteError>, Option<PathBuf>)> = staged
