@@ -45,14 +45,19 @@ pub struct Record {
 
 impl Record {
     /// Describes the change from `old` to `new` of `file` (relative to the tree).
+    /// The two hashes and the comparison each read a whole file; they run in parallel.
     pub fn new(file: &Path, old: &[u8], new: &[u8], summary: String) -> Self {
+        let ((orig_hash, new_hash), ranges) = rayon::join(
+            || rayon::join(|| content_hash(old), || content_hash(new)),
+            || changed_ranges(old, new),
+        );
         Self {
             file: hex(file.as_os_str().as_bytes()),
             orig_len: old.len() as u64,
-            orig_hash: content_hash(old),
+            orig_hash,
             new_len: new.len() as u64,
-            new_hash: content_hash(new),
-            ranges: changed_ranges(old, new)
+            new_hash,
+            ranges: ranges
                 .into_iter()
                 .map(|(start, end)| (start as u64, hex(old.get(start..end).unwrap_or_default())))
                 .collect(),

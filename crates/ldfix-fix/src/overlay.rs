@@ -44,7 +44,7 @@ impl Fs for OverlayFs<'_> {
     /// reading them whole (the default `read_elf` would copy every 100 MB library).
     fn read_elf(&self, path: &Path) -> io::Result<FileBytes> {
         match self.planned(path) {
-            Some(bytes) => Ok(FileBytes::Owned(bytes.as_ref().clone())),
+            Some(bytes) => Ok(FileBytes::Shared(Arc::clone(bytes))),
             None => self.base.read_elf(path),
         }
     }
