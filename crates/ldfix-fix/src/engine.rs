@@ -485,18 +485,26 @@ fn fix_tree(
         .filter(|path| !(here && rooted.contains(*path)))
         .filter_map(|path| Some((path, machine.store.store_path_of(path)?)))
         .collect();
-    // The first registration also records the tree; the others (one `nix-store` process each)
-    // run in parallel.
-    let mut registered = Vec::with_capacity(to_root.len());
-    if let Some((path, sp)) = to_root.first() {
-        registered.push((*path, roots.ensure(sp)));
+    // One `nix-store` process per root, up to 16 at once (they wait on process start-up and
+    // Nix's database, not on the CPU), after the tree is recorded.
+    if !to_root.is_empty() {
+        roots.prepare()?;
     }
-    registered.par_extend(
-        to_root
-            .par_iter()
-            .skip(1)
-            .map(|(path, sp)| (*path, roots.ensure(sp))),
-    );
+    let mut registered: Vec<(&PathBuf, Result<Registered, FixError>)> = Vec::new();
+    for chunk in to_root.chunks(16) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|(path, sp)| (*path, scope.spawn(|| roots.ensure(sp))))
+                .collect();
+            for (path, thread) in running {
+                match thread.join() {
+                    Ok(result) => registered.push((path, result)),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+    }
     for (path, result) in registered {
         match result? {
             Registered::NixCli | Registered::AutoLink => report.rooted.push(shown(path)),
