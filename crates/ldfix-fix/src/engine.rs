@@ -31,10 +31,10 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use ldfix_elf::edit::{Edits, RpathEdit};
-use ldfix_elf::read::{Class, ElfInfo, Endian, FileKind, LibcFlavour};
+use ldfix_elf::read::{Class, ElfInfo, Endian, FileBytes, FileKind, LibcFlavour};
 use ldfix_index::{Index, IndexConfig, Requester, SourceKind};
 use ldfix_ldso::{Cpu, Environment, Finding, LoaderFacts, Outcome, RealFs, Request, Resolver};
-use ldfix_nix::{NixCli, ProfileKind, StoreDir};
+use ldfix_nix::{NixCli, ProfileKind, StoreDir, StorePath};
 use rayon::prelude::*;
 
 use crate::error::FixError;
@@ -44,7 +44,7 @@ use crate::report::{Change, DlopenDep, LoaderChoice, Missing, Problem, Report, R
 use crate::roots::{Registered, Roots};
 use crate::scripts::{self, ScriptPlan};
 use crate::walk;
-use crate::write::{replace_file, WriteOptions};
+use crate::write::{commit, stage, Staged, WriteOptions};
 
 /// The directory GPU drivers come from on NixOS.
 pub const OPENGL_DRIVER_DIR: &str = "/run/opengl-driver/lib";
@@ -54,8 +54,6 @@ const EM_X86_64: u16 = 62;
 const EM_386: u16 = 3;
 /// Files whose journal records are made durable with one fsync.
 const WRITE_BATCH: usize = 512;
-/// Writers at once: the write phase waits on fsync, not on the CPU.
-const WRITE_THREADS: usize = 16;
 
 /// The machine `fix` works on. The binary fills it from the environment; tests can point it
 /// elsewhere.
@@ -344,9 +342,10 @@ enum Read {
 struct Item {
     path: PathBuf,
     /// The contents the plan starts from: the file, or with `--update` its original.
-    base: Arc<Vec<u8>>,
-    /// The file as it is now.
-    current: Arc<Vec<u8>>,
+    base: Arc<FileBytes>,
+    /// The file as it is now (large files stay mapped rather than copied: a venv holds
+    /// libraries of 100 MB and more).
+    current: Arc<FileBytes>,
     info: ElfInfo,
     /// Not handled (static, object file, …): nothing to do.
     inert: bool,
@@ -446,10 +445,11 @@ fn fix_tree(
                 let script = contents.bytes.starts_with(b"#!") && contents.mode & 0o111 != 0;
                 return script.then(|| Read::Script(path.clone(), contents.bytes.to_vec()));
             }
-            let current = Arc::new(contents.bytes.to_vec());
-            let base = originals
-                .get(path)
-                .map_or_else(|| current.clone(), |o| Arc::new(o.clone()));
+            let current = Arc::new(contents.bytes);
+            let base = originals.get(path).map_or_else(
+                || current.clone(),
+                |o| Arc::new(FileBytes::Owned(o.clone())),
+            );
             let info = ldfix_elf::parse(&base).ok()?;
             Some(Read::Elf(Box::new(Item {
                 path: path.clone(),
@@ -505,7 +505,10 @@ fn fix_tree(
     }
 
     // Diagnose against the machine (with the originals in place for --update).
-    let base_files: HashMap<PathBuf, Vec<u8>> = originals;
+    let base_files: HashMap<PathBuf, Arc<Vec<u8>>> = originals
+        .into_iter()
+        .map(|(path, bytes)| (path, Arc::new(bytes)))
+        .collect();
     let base_fs = OverlayFs::new(&RealFs, base_files);
     let resolver = Resolver::new(&base_fs);
     let env = Environment {
@@ -565,11 +568,23 @@ fn fix_tree(
 
     // Plan each file.
     let mut plans: BTreeMap<usize, Plan> = BTreeMap::new();
-    for (n, item) in items.iter().enumerate() {
-        if item.inert || item.refused.is_some() {
-            continue;
-        }
-        match plan_file(item, &providers, &machine.store, report) {
+    // Planned in parallel (editing copies large files); each file's report lines are merged
+    // in the tree's order.
+    let planned: Vec<(usize, Result<Option<Plan>, String>, Report)> = items
+        .par_iter()
+        .enumerate()
+        .filter(|(_, item)| !item.inert && item.refused.is_none())
+        .map(|(n, item)| {
+            let mut lines = Report::default();
+            let plan = plan_file(item, &providers, &machine.store, &mut lines);
+            (n, plan, lines)
+        })
+        .collect();
+    for (n, plan, lines) in planned {
+        report.dangling.extend(lines.dangling);
+        report.dlopen.extend(lines.dlopen);
+        let Some(item) = items.get(n) else { continue };
+        match plan {
             Ok(Some(plan)) => {
                 plans.insert(n, plan);
             }
@@ -623,14 +638,33 @@ fn fix_tree(
     // Roots first: no file refers to an unprotected store path at any moment.
     let rooted = roots.rooted();
     let here = roots.registered_here();
-    for path in &needed_roots {
-        if here && rooted.contains(path) {
-            continue;
-        }
-        let Some(sp) = machine.store.store_path_of(path) else {
-            continue;
-        };
-        match roots.ensure(&sp)? {
+    let to_root: Vec<(&PathBuf, StorePath)> = needed_roots
+        .iter()
+        .filter(|path| !(here && rooted.contains(*path)))
+        .filter_map(|path| Some((path, machine.store.store_path_of(path)?)))
+        .collect();
+    // One `nix-store` process per root, up to 16 at once (they wait on process start-up and
+    // Nix's database, not on the CPU), after the tree is recorded.
+    if !to_root.is_empty() {
+        roots.prepare()?;
+    }
+    let mut registered: Vec<(&PathBuf, Result<Registered, FixError>)> = Vec::new();
+    for chunk in to_root.chunks(16) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|(path, sp)| (*path, scope.spawn(|| roots.ensure(sp))))
+                .collect();
+            for (path, thread) in running {
+                match thread.join() {
+                    Ok(result) => registered.push((path, result)),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+    }
+    for (path, result) in registered {
+        match result? {
             Registered::NixCli | Registered::AutoLink => report.rooted.push(shown(path)),
             Registered::Unprotected(why) => report.roots.push(format!(
                 "{} is not protected from garbage collection ({why}); the tree may break after `nix-collect-garbage`",
@@ -641,47 +675,56 @@ fn fix_tree(
 
     progress(Event::Start("writing", plans.len()));
     // Batches: the records of a batch are appended and fsynced once, before any of its files
-    // is renamed into place; the files of a batch are written by many threads at once, so
-    // their fsyncs overlap instead of queueing one by one.
+    // is renamed into place; the files of a batch are staged (temporary files with the original's
+    // metadata) in parallel, made durable together with one `syncfs`, then renamed.
     let plan_list: Vec<(&Item, &Plan)> = plans
         .iter()
         .filter_map(|(n, plan)| Some((items.get(*n)?, plan)))
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(WRITE_THREADS)
-        .build()
-        .ok();
     for batch in plan_list.chunks(WRITE_BATCH) {
         let records: Vec<Record> = batch
-            .iter()
+            .par_iter()
             .map(|(item, plan)| {
                 let rel = item.path.strip_prefix(&root).unwrap_or(&item.path);
                 Record::new(rel, &item.current, &plan.new, summary_of(&plan.change))
             })
             .collect();
         journal.append_all(&records)?;
-        let write_one = |(item, plan): &(&Item, &Plan)| {
-            progress(Event::Step);
-            replace_file(
-                &item.path,
-                &plan.new,
-                WriteOptions {
-                    split_hard_links: true,
-                },
-            )
-            .map_err(|e| Problem {
-                file: shown(&item.path),
-                what: e.to_string(),
+        let staged: Vec<Result<Staged, Problem>> = batch
+            .par_iter()
+            .map(|(item, plan)| {
+                progress(Event::Step);
+                stage(
+                    &item.path,
+                    &plan.new,
+                    WriteOptions {
+                        split_hard_links: true,
+                    },
+                )
+                .map_err(|e| Problem {
+                    file: shown(&item.path),
+                    what: e.to_string(),
+                })
             })
-        };
-        let results: Vec<Result<(), Problem>> = match &pool {
-            Some(pool) => pool.install(|| batch.par_iter().map(write_one).collect()),
-            None => batch.iter().map(write_one).collect(),
-        };
-        for r in results {
+            .collect();
+        let mut ready = Vec::new();
+        let mut ready_files = Vec::new();
+        for ((item, _), s) in batch.iter().zip(staged) {
+            match s {
+                Ok(s) => {
+                    ready.push(s);
+                    ready_files.push(shown(&item.path));
+                }
+                Err(p) => report.refused.push(p),
+            }
+        }
+        for (file, r) in ready_files.into_iter().zip(commit(ready)) {
             match r {
                 Ok(()) => report.written += 1,
-                Err(p) => report.refused.push(p),
+                Err(e) => report.refused.push(Problem {
+                    file,
+                    what: e.to_string(),
+                }),
             }
         }
     }
@@ -1458,7 +1501,8 @@ fn expand_origin(entry: &[u8], origin: &Path) -> PathBuf {
 
 /// The planned change of one file.
 struct Plan {
-    new: Vec<u8>,
+    /// Shared with the overlay that verifies the plan.
+    new: Arc<Vec<u8>>,
     change: Change,
     /// Store paths the new contents refer to (interpreter, run path).
     refs: Vec<PathBuf>,
@@ -1592,9 +1636,9 @@ fn plan_file(
     let new = match new {
         Some(n) => n,
         // With --update the original may need nothing any more.
-        None => item.base.as_ref().clone(),
+        None => item.base.to_vec(),
     };
-    if new == *item.current {
+    if new[..] == item.current[..] {
         return Ok(None);
     }
     if let (Some(interp), Some(old)) = (&edits.interpreter, &info.interpreter) {
@@ -1602,7 +1646,11 @@ fn plan_file(
     }
     change.reasons = reasons;
     let refs = refs_of(&new, store);
-    Ok(Some(Plan { new, change, refs }))
+    Ok(Some(Plan {
+        new: Arc::new(new),
+        change,
+        refs,
+    }))
 }
 
 /// Store paths named by a file's interpreter and run path.
@@ -1671,7 +1719,7 @@ fn verify(
         if plans.is_empty() {
             return;
         }
-        let files: HashMap<PathBuf, Vec<u8>> = plans
+        let files: HashMap<PathBuf, Arc<Vec<u8>>> = plans
             .iter()
             .filter_map(|(n, p)| Some((items.get(*n)?.path.clone(), p.new.clone())))
             .collect();

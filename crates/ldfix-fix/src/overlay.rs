@@ -4,21 +4,23 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use ldfix_elf::read::FileBytes;
 use ldfix_ldso::{FileId, Fs};
 
 /// The real filesystem with some files' bytes replaced (keyed by canonical path).
 pub(crate) struct OverlayFs<'a> {
     base: &'a dyn Fs,
-    files: HashMap<PathBuf, Vec<u8>>,
+    files: HashMap<PathBuf, Arc<Vec<u8>>>,
 }
 
 impl<'a> OverlayFs<'a> {
-    pub(crate) fn new(base: &'a dyn Fs, files: HashMap<PathBuf, Vec<u8>>) -> Self {
+    pub(crate) fn new(base: &'a dyn Fs, files: HashMap<PathBuf, Arc<Vec<u8>>>) -> Self {
         Self { base, files }
     }
 
-    fn planned(&self, path: &Path) -> Option<&Vec<u8>> {
+    fn planned(&self, path: &Path) -> Option<&Arc<Vec<u8>>> {
         if self.files.is_empty() {
             return None;
         }
@@ -33,8 +35,17 @@ impl<'a> OverlayFs<'a> {
 impl Fs for OverlayFs<'_> {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         match self.planned(path) {
-            Some(bytes) => Ok(bytes.clone()),
+            Some(bytes) => Ok(bytes.as_ref().clone()),
             None => self.base.read(path),
+        }
+    }
+
+    /// Files without a plan come from the base's `read_elf`, which maps large files instead of
+    /// reading them whole (the default `read_elf` would copy every 100 MB library).
+    fn read_elf(&self, path: &Path) -> io::Result<FileBytes> {
+        match self.planned(path) {
+            Some(bytes) => Ok(FileBytes::Shared(Arc::clone(bytes))),
+            None => self.base.read_elf(path),
         }
     }
 

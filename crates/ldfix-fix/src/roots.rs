@@ -115,8 +115,9 @@ impl<'a> Roots<'a> {
             == Some(self.tree.as_os_str().as_bytes())
     }
 
-    /// Roots `path`, then checks that it still exists (a collection may have run in between).
-    pub(crate) fn ensure(&self, path: &StorePath) -> Result<Registered, FixError> {
+    /// Creates the roots directory and records where the tree is; [`Roots::ensure`] does it
+    /// too, so calling this first lets several `ensure` calls run in parallel.
+    pub(crate) fn prepare(&self) -> Result<(), FixError> {
         let dir = self.dir();
         std::fs::create_dir_all(&dir).map_err(|source| FixError::Write {
             path: dir.clone(),
@@ -131,6 +132,12 @@ impl<'a> Roots<'a> {
                 }
             })?;
         }
+        Ok(())
+    }
+
+    /// Roots `path`, then checks that it still exists (a collection may have run in between).
+    pub(crate) fn ensure(&self, path: &StorePath) -> Result<Registered, FixError> {
+        self.prepare()?;
         let link = self.link(path);
         let how = match self.nix.map(|nix| nix.add_indirect_root(&link, path)) {
             Some(Ok(())) => Registered::NixCli,

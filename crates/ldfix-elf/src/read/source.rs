@@ -22,6 +22,8 @@ pub enum FileBytes {
     Owned(Vec<u8>),
     /// Mapped read-only.
     Mapped(memmap2::Mmap),
+    /// Shared with the owner of planned contents (`fix` verifies a plan without copying it).
+    Shared(std::sync::Arc<Vec<u8>>),
 }
 
 impl Deref for FileBytes {
@@ -31,6 +33,7 @@ impl Deref for FileBytes {
         match self {
             FileBytes::Owned(bytes) => bytes,
             FileBytes::Mapped(map) => map,
+            FileBytes::Shared(bytes) => bytes,
         }
     }
 }
