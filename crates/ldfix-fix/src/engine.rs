@@ -673,63 +673,25 @@ fn fix_tree(
         }
     }
 
-    progress(Event::Start("writing", plans.len()));
-    // Batches: the records of a batch are appended and fsynced once, before any of its files
-    // is renamed into place; the files of a batch are staged (temporary files with the original's
-    // metadata) in parallel, made durable together with one `syncfs`, then renamed.
-    let plan_list: Vec<(&Item, &Plan)> = plans
+    let writes: Vec<Write<'_>> = plans
         .iter()
-        .filter_map(|(n, plan)| Some((items.get(*n)?, plan)))
+        .filter_map(|(n, plan)| {
+            let item = items.get(*n)?;
+            Some(Write {
+                path: &item.path,
+                old: &item.current,
+                new: &plan.new,
+                change: &plan.change,
+            })
+        })
+        .chain(script_fixes.iter().map(|f| Write {
+            path: &f.path,
+            old: &f.old,
+            new: &f.new,
+            change: &f.change,
+        }))
         .collect();
-    for batch in plan_list.chunks(WRITE_BATCH) {
-        let records: Vec<Record> = batch
-            .par_iter()
-            .map(|(item, plan)| {
-                let rel = item.path.strip_prefix(&root).unwrap_or(&item.path);
-                Record::new(rel, &item.current, &plan.new, summary_of(&plan.change))
-            })
-            .collect();
-        journal.append_all(&records)?;
-        let staged: Vec<Result<Staged, Problem>> = batch
-            .par_iter()
-            .map(|(item, plan)| {
-                progress(Event::Step);
-                stage(
-                    &item.path,
-                    &plan.new,
-                    WriteOptions {
-                        split_hard_links: true,
-                    },
-                )
-                .map_err(|e| Problem {
-                    file: shown(&item.path),
-                    what: e.to_string(),
-                })
-            })
-            .collect();
-        let mut ready = Vec::new();
-        let mut ready_files = Vec::new();
-        for ((item, _), s) in batch.iter().zip(staged) {
-            match s {
-                Ok(s) => {
-                    ready.push(s);
-                    ready_files.push(shown(&item.path));
-                }
-                Err(p) => report.refused.push(p),
-            }
-        }
-        for (file, r) in ready_files.into_iter().zip(commit(ready)) {
-            match r {
-                Ok(()) => report.written += 1,
-                Err(e) => report.refused.push(Problem {
-                    file,
-                    what: e.to_string(),
-                }),
-            }
-        }
-    }
-    progress(Event::Finish);
-    write_scripts(&script_fixes, &root, &journal, report)?;
+    apply(&writes, &root, &journal, progress, report)?;
     report
         .unrooted
         .extend(roots.prune(&needed_roots).iter().map(|p| shown(p)));
@@ -930,43 +892,79 @@ fn plan_scripts(
     (fixes, refs)
 }
 
-/// Writes the planned script rewrites: each journaled (durably) before it is replaced.
-fn write_scripts(
-    fixes: &[ScriptFix],
+/// One planned file: its current and new contents, and the change for the journal.
+struct Write<'a> {
+    path: &'a Path,
+    old: &'a [u8],
+    new: &'a [u8],
+    change: &'a Change,
+}
+
+/// Writes the planned files (ELF files and scripts alike), in batches: the records of a batch are
+/// appended and fsynced once, before any of its files is renamed into place; the files of a batch
+/// are staged (temporary files with the original's metadata) in parallel, made durable, then
+/// renamed.
+fn apply(
+    writes: &[Write<'_>],
     root: &Path,
     journal: &Journal,
+    progress: &(dyn Fn(Event<'_>) + Sync),
     report: &mut Report,
 ) -> Result<(), FixError> {
-    if fixes.is_empty() {
-        return Ok(());
-    }
-    let records: Vec<Record> = fixes
-        .iter()
-        .map(|f| {
-            let rel = f.path.strip_prefix(root).unwrap_or(&f.path);
-            Record::new(rel, &f.old, &f.new, summary_of(&f.change))
-        })
-        .collect();
-    journal.append_all(&records)?;
-    for f in fixes {
-        let written = crate::write::replace_file(
-            &f.path,
-            &f.new,
-            WriteOptions {
-                split_hard_links: true,
-            },
-        );
-        match written {
-            Ok(()) => {
-                report.written += 1;
-                report.scripts_written += 1;
+    progress(Event::Start("writing", writes.len()));
+    for batch in writes.chunks(WRITE_BATCH) {
+        let records: Vec<Record> = batch
+            .par_iter()
+            .map(|w| {
+                let rel = w.path.strip_prefix(root).unwrap_or(w.path);
+                Record::new(rel, w.old, w.new, summary_of(w.change))
+            })
+            .collect();
+        journal.append_all(&records)?;
+        let staged: Vec<Result<Staged, Problem>> = batch
+            .par_iter()
+            .map(|w| {
+                progress(Event::Step);
+                stage(
+                    w.path,
+                    w.new,
+                    WriteOptions {
+                        split_hard_links: true,
+                    },
+                )
+                .map_err(|e| Problem {
+                    file: shown(w.path),
+                    what: e.to_string(),
+                })
+            })
+            .collect();
+        let mut ready = Vec::new();
+        let mut ready_files = Vec::new();
+        for (w, s) in batch.iter().zip(staged) {
+            match s {
+                Ok(s) => {
+                    ready.push(s);
+                    ready_files.push(w);
+                }
+                Err(p) => report.refused.push(p),
             }
-            Err(e) => report.refused.push(Problem {
-                file: shown(&f.path),
-                what: e.to_string(),
-            }),
+        }
+        for (w, r) in ready_files.into_iter().zip(commit(ready)) {
+            match r {
+                Ok(()) => {
+                    report.written += 1;
+                    if w.change.script {
+                        report.scripts_written += 1;
+                    }
+                }
+                Err(e) => report.refused.push(Problem {
+                    file: shown(w.path),
+                    what: e.to_string(),
+                }),
+            }
         }
     }
+    progress(Event::Finish);
     Ok(())
 }
 
