@@ -225,6 +225,35 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any bytes: no panic, and a rewrite changes exactly the interpreter's bytes of the
+        /// first line, nothing before or after it.
+        #[test]
+        fn any_input_is_planned_safely(
+            head in proptest::sample::select(vec![
+                &b"#!/bin/bash"[..], b"#! /usr/bin/bash", b"#!\t/bin/bash", b"#!/bin/", b"#!", b"",
+            ]),
+            // Bytes that matter to the line's shape, and any others.
+            rest in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![b'\n', b' ', b'\t', b'\r', b'-', b'e', 0]),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..400,
+            ),
+        ) {
+            let mut data = head.to_vec();
+            data.extend_from_slice(&rest);
+            if let ScriptPlan::Rewrite { new, old_interpreter, new_interpreter } = plan_of(&data) {
+                let interp = new_interpreter.as_os_str().as_bytes();
+                let at = new.windows(interp.len()).position(|w| w == interp).unwrap();
+                proptest::prop_assert_eq!(&new[..at], &data[..at]);
+                proptest::prop_assert_eq!(&new[at + interp.len()..], &data[at + old_interpreter.len()..]);
+                proptest::prop_assert!(!new[..at + interp.len()].contains(&b'\n'));
+            }
+        }
+    }
+
     #[test]
     fn find_in_follows_links_only_while_they_keep_the_name() {
         use std::os::unix::fs::{symlink, PermissionsExt as _};
