@@ -22,8 +22,12 @@ n="${1:-1000}"
 [[ -x $pe019 ]] || { echo "missing $pe019: bench/patch-fetch-patchelf.sh" >&2; exit 1; }
 [[ -x $pe014 ]] || { echo "missing $pe014: apt-get install -y patchelf" >&2; exit 1; }
 
-work="$target/bench-patch"
-rm -rf "$work"
+# A fresh directory per run, removed at exit: on ext4 without a journal, creating files right
+# after deleting many (a previous run's `rm -rf`) is slow (`recently_deleted` skips those inodes),
+# which hits the temp files of an atomic replace and not patchelf's in-place rewrite.
+mkdir -p "$target"
+work=$(mktemp -d "$target/bench-patch.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src"
 long="/nix/store/0123456789abcdfghijklmnpqrsvwxyz-some-package-with-a-long-name-1.2.3/lib:\
 /nix/store/abcdfghijklmnpqrsvwxyz0123456789-another-dependency-4.5.6/lib:\$ORIGIN/../lib"
