@@ -216,24 +216,45 @@ impl Glibc {
     }
 }
 
-/// A musl loader of the store or a profile (nixpkgs' `musl`: `lib/ld-musl-x86_64.so.1`), for
-/// x86_64 musl programs whose own loader is missing: never a glibc loader.
-fn musl_loader(index: &mut LazyIndex<'_>, report: &mut Report) -> Option<Glibc> {
-    const NAME: &[u8] = b"ld-musl-x86_64.so.1";
+/// The loaders named `loader` that sit next to a library `name` of `arch` in the index (a C
+/// library and its loader share a directory), canonical. An unusable index is a warning: the
+/// files that needed another loader are then refused, not planned wrongly.
+fn loaders_beside(
+    index: &mut LazyIndex<'_>,
+    report: &mut Report,
+    name: &[u8],
+    arch: Arch,
+    loader: &str,
+) -> Vec<Glibc> {
     let index = match index.get() {
         Ok(index) => index,
         Err(e) => {
             report
                 .warnings
                 .push(format!("library index unavailable: {e}"));
-            return None;
+            return Vec::new();
         }
     };
     let dirs: BTreeSet<PathBuf> = index
-        .named(NAME)
-        .filter(|lib| lib.machine == EM_X86_64 && lib.class == 2)
+        .named(name)
+        .filter(|lib| lib.machine == arch.machine && (lib.class == 2) == arch.class64)
         .map(|lib| lib.real_dir_path().to_owned())
         .collect();
+    dirs.iter()
+        .filter_map(|d| Glibc::from_any_loader(&d.join(loader)))
+        .filter(|g| g.arch == arch)
+        .collect()
+}
+
+/// A musl loader of the store or a profile (nixpkgs' `musl`: `lib/ld-musl-x86_64.so.1`), for
+/// x86_64 musl programs whose own loader is missing: never a glibc loader.
+fn musl_loader(index: &mut LazyIndex<'_>, report: &mut Report) -> Option<Glibc> {
+    const NAME: &str = "ld-musl-x86_64.so.1";
+    let musl = Arch {
+        machine: EM_X86_64,
+        class64: true,
+        musl: true,
+    };
     // The newest by its store path's version (`musl-1.2.5` after `musl-1.2.3`), as the index
     // ranks versions: musl's loader has no version banner to read.
     let version = |g: &Glibc| {
@@ -243,32 +264,16 @@ fn musl_loader(index: &mut LazyIndex<'_>, report: &mut Report) -> Option<Glibc> 
             .map(|n| ldfix_nix::PackageName::parse(n).version)
             .unwrap_or_default()
     };
-    dirs.iter()
-        .filter_map(|d| Glibc::from_any_loader(&d.join(OsStr::from_bytes(NAME))))
-        .filter(|g| g.arch.musl)
+    loaders_beside(index, report, NAME.as_bytes(), musl, NAME)
+        .into_iter()
         .max_by(|a, b| ldfix_nix::compare_versions(&version(a), &version(b)))
 }
 
 /// The newest i386 glibc of the store or a profile (nixpkgs' `pkgsi686Linux.glibc`, there on
 /// NixOS with 32-bit graphics or Steam), for i386 programs: never the x86_64 loader.
 fn i386_glibc(index: &mut LazyIndex<'_>, report: &mut Report) -> Option<Glibc> {
-    let index = match index.get() {
-        Ok(index) => index,
-        Err(e) => {
-            report
-                .warnings
-                .push(format!("library index unavailable: {e}"));
-            return None;
-        }
-    };
-    let dirs: BTreeSet<PathBuf> = index
-        .named(b"libc.so.6")
-        .filter(|lib| lib.machine == EM_386 && lib.class == 1)
-        .map(|lib| lib.real_dir_path().to_owned())
-        .collect();
-    dirs.iter()
-        .filter_map(|d| Glibc::from_loader(&d.join("ld-linux.so.2")))
-        .filter(|g| g.arch == Arch::I386)
+    loaders_beside(index, report, b"libc.so.6", Arch::I386, "ld-linux.so.2")
+        .into_iter()
         .max_by_key(|g| g.version)
 }
 
@@ -1194,25 +1199,13 @@ fn choose_newer_glibcs(
     if needy.is_empty() {
         return;
     }
-    let mut glibcs: Vec<Glibc> = match index.get() {
-        Ok(index) => {
-            let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-            for lib in index.named(b"libc.so.6") {
-                if lib.machine == EM_X86_64 && lib.class == 2 {
-                    dirs.insert(lib.real_dir_path().to_owned());
-                }
-            }
-            dirs.iter()
-                .filter_map(|d| Glibc::from_loader(&d.join("ld-linux-x86-64.so.2")))
-                .collect()
-        }
-        Err(e) => {
-            report
-                .warnings
-                .push(format!("library index unavailable: {e}"));
-            Vec::new()
-        }
-    };
+    let mut glibcs = loaders_beside(
+        index,
+        report,
+        b"libc.so.6",
+        system.arch,
+        "ld-linux-x86-64.so.2",
+    );
     glibcs.sort_by_key(|g| std::cmp::Reverse(g.version));
     // Loader → the files given it and the versions they need that the system glibc lacks.
     let mut used: BTreeMap<PathBuf, (Vec<String>, BTreeSet<String>)> = BTreeMap::new();
