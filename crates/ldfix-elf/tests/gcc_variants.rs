@@ -32,19 +32,15 @@ int foo_new(void);
 int main(void) { printf("%d\n", foo_new()); return 0; }
 "#;
 
-/// The FDO dlopen metadata note, laid out as systemd's ELF_NOTE_DLOPEN macro does. GCC gives
-/// sections named `.note*` the SHT_NOTE type, and ld puts them into a PT_NOTE segment.
-const DLOPEN_NOTE: &str = r#"
-#include <stdio.h>
-#define JSON "[{\"feature\":\"compression\",\"description\":\"zstd support\",\"priority\":\"recommended\",\"soname\":[\"libzstd.so.1\",\"libzstd.so\"]}]"
-__attribute__((used, section(".note.dlopen"), aligned(4)))
-static const struct {
-    unsigned namesz, descsz, type;
-    char name[4];
-    char desc[(sizeof(JSON) + 3) & ~3];
-} note = { 4, (sizeof(JSON) + 3) & ~3, 0x407c0c0a, "FDO", JSON };
-int main(void) { puts("hello"); return 0; }
-"#;
+/// A program carrying an FDO dlopen metadata note.
+fn dlopen_note_program() -> String {
+    format!(
+        "#include <stdio.h>\n{}int main(void) {{ puts(\"hello\"); return 0; }}\n",
+        ldfix_testworld::fixtures::dlopen_note_c(
+            r#"[{\"feature\":\"compression\",\"description\":\"zstd support\",\"priority\":\"recommended\",\"soname\":[\"libzstd.so.1\",\"libzstd.so\"]}]"#
+        )
+    )
+}
 
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
@@ -262,7 +258,7 @@ fn trailing_payload_is_measured() {
 #[test]
 fn dlopen_note() {
     let dir = tempfile::tempdir().unwrap();
-    let prog = gcc(dir.path(), "dl", DLOPEN_NOTE, &[]);
+    let prog = gcc(dir.path(), "dl", &dlopen_note_program(), &[]);
     // readelf exits 1 on a note type it does not know, after printing it.
     let notes = Command::new("readelf")
         .arg("-n")

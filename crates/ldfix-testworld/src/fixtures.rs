@@ -12,6 +12,22 @@ pub const FHS_INTERP: &str = "/lib64/ld-linux-x86-64.so.2";
 /// The (absent) directory the rpath fixtures name.
 pub const FIXTURE_RPATH: &str = "/opt/ldfix-fixture/lib";
 
+/// C source of an FDO `.note.dlopen` note (the ELF dlopen metadata of systemd's `ELF_NOTE_DLOPEN`
+/// macro) carrying `json`, written as the contents of a C string literal (quotes escaped). GCC
+/// gives sections named `.note*` the SHT_NOTE type, and ld puts them into a PT_NOTE segment.
+pub fn dlopen_note_c(json: &str) -> String {
+    format!(
+        r#"#define LDFIX_DLOPEN_JSON "{json}"
+__attribute__((used, section(".note.dlopen"), aligned(4)))
+static const struct {{
+    unsigned namesz, descsz, type;
+    char name[4];
+    char desc[(sizeof(LDFIX_DLOPEN_JSON) + 3) & ~3];
+}} ldfix_dlopen_note = {{ 4, (sizeof(LDFIX_DLOPEN_JSON) + 3) & ~3, 0x407c0c0a, "FDO", LDFIX_DLOPEN_JSON }};
+"#
+    )
+}
+
 /// One FHS fixture program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fixture {

@@ -841,15 +841,9 @@ fn program_needing_a_newer_glibc_gets_the_newer_store_loader_and_the_reason() {
 /// A library that `dlopen`s `libcrypt.so.1` (only in the store, in no profile), declared — or
 /// not — in a `.note.dlopen` note laid out as systemd's `ELF_NOTE_DLOPEN` macro does.
 fn dlopen_host_c(with_note: bool) -> String {
-    let note = r#"
-#define JSON "[{\"feature\":\"password-hashing\",\"description\":\"crypt(3)\",\"priority\":\"required\",\"soname\":[\"libcrypt.so.1\"]}]"
-__attribute__((used, section(".note.dlopen"), aligned(4)))
-static const struct {
-    unsigned namesz, descsz, type;
-    char name[4];
-    char desc[(sizeof(JSON) + 3) & ~3];
-} note = { 4, (sizeof(JSON) + 3) & ~3, 0x407c0c0a, "FDO", JSON };
-"#;
+    let note = ldfix_testworld::fixtures::dlopen_note_c(
+        r#"[{\"feature\":\"password-hashing\",\"description\":\"crypt(3)\",\"priority\":\"required\",\"soname\":[\"libcrypt.so.1\"]}]"#,
+    );
     format!(
         r#"#include <dlfcn.h>
 #include <stdio.h>
@@ -862,7 +856,7 @@ int host_hash(void) {{
     return 0;
 }}
 "#,
-        if with_note { note } else { "" }
+        if with_note { note.as_str() } else { "" }
     )
 }
 
