@@ -481,32 +481,21 @@ fn fix_tree(
     items.sort_by(|a, b| a.path.cmp(&b.path));
     report.elf_files += items.len();
 
+    // The store's i386 glibc and musl are looked up only when the tree has such files.
     let wants_i386 = items
         .iter()
         .any(|i| i.info.machine == EM_386 && i.info.is_dynamic());
-    let glibc32 = if wants_i386 {
-        i386_glibc(index, report)
-    } else {
-        None
-    };
     let wants_musl = items
         .iter()
         .any(|i| i.info.libc == LibcFlavour::Musl && i.info.is_dynamic());
-    let musl = if wants_musl {
-        musl_loader(index, report)
-    } else {
-        None
+    let libcs = Libcs {
+        system,
+        i386: wants_i386.then(|| i386_glibc(index, report)).flatten(),
+        musl: wants_musl.then(|| musl_loader(index, report)).flatten(),
     };
     let mut loaders: HashMap<Vec<u8>, bool> = HashMap::new();
     for item in &mut items {
-        classify_item(
-            item,
-            system,
-            glibc32.as_ref(),
-            musl.as_ref(),
-            &machine.store,
-            &mut loaders,
-        );
+        classify_item(item, &libcs, &machine.store, &mut loaders);
     }
 
     // Diagnose against the machine (with the originals in place for --update).
@@ -1009,12 +998,18 @@ fn original_contents(root: &Path, records: &[Record]) -> HashMap<PathBuf, Vec<u8
     out
 }
 
+/// The C libraries files are planned against: the system's glibc, and the store's i386 glibc and
+/// musl when the tree has such files.
+struct Libcs<'a> {
+    system: Option<&'a Glibc>,
+    i386: Option<Glibc>,
+    musl: Option<Glibc>,
+}
+
 /// Marks files that need nothing (static, object files) and files that cannot be handled.
 fn classify_item(
     item: &mut Item,
-    system: Option<&Glibc>,
-    glibc32: Option<&Glibc>,
-    musl: Option<&Glibc>,
+    libcs: &Libcs<'_>,
     store: &StoreDir,
     loaders: &mut HashMap<Vec<u8>, bool>,
 ) {
@@ -1050,7 +1045,7 @@ fn classify_item(
         && info.class == Class::Elf32
         && info.endian == Endian::Little
         && info.libc != LibcFlavour::Musl;
-    if let (true, Some(g)) = (i386, glibc32) {
+    if let (true, Some(g)) = (i386, &libcs.i386) {
         // Planned like a native file, against the i386 glibc (its loader, its providers).
         item.glibc = Some(g.clone());
         return;
@@ -1076,7 +1071,11 @@ fn classify_item(
     }
     if info.libc == LibcFlavour::Musl {
         let executable_needs_loader = info.interpreter.is_some() && !own_loader_ok;
-        if let Some(m) = musl.filter(|_| executable_needs_loader || info.interpreter.is_none()) {
+        if let Some(m) = libcs
+            .musl
+            .as_ref()
+            .filter(|_| executable_needs_loader || info.interpreter.is_none())
+        {
             // Planned like a glibc file, against musl's loader and musl providers only.
             item.glibc = Some(m.clone());
         } else if executable_needs_loader {
@@ -1089,7 +1088,7 @@ fn classify_item(
         }
         return;
     }
-    match system {
+    match libcs.system {
         Some(g) => item.glibc = Some(g.clone()),
         None => {
             item.refused = Some(
