@@ -63,14 +63,12 @@ impl Debian13 {
         self.root("hello").join("usr/bin/hello")
     }
 
-    /// The glibc version of Debian 13's libc6, e.g. `2.41`.
-    pub(crate) fn glibc_version(&self) -> Result<String> {
-        let v = self
-            .versions
+    /// The Debian version of Debian 13's libc6, e.g. `2.41-12+deb13u5`.
+    pub(crate) fn libc6_version(&self) -> Result<&str> {
+        self.versions
             .iter()
             .find_map(|v| v.strip_prefix("libc6="))
-            .context("no libc6 among the Debian 13 packages")?;
-        Ok(crate::store::upstream(v))
+            .context("no libc6 among the Debian 13 packages")
     }
 }
 

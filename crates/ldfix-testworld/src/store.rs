@@ -317,20 +317,15 @@ pub(crate) fn packages(debian13: Option<&Debian13>) -> Result<Vec<Pkg>> {
     ));
     if let Some(d13) = debian13 {
         // Last, so the system glibc stays the first provider of every glibc library name.
+        let libc6 = d13.libc6_version()?;
         let mut next = p(
             "glibcNext",
-            format!("glibc-{}", d13.glibc_version()?),
+            format!("glibc-{}", upstream(libc6)),
             Kind::Glibc,
             &[],
             &["libgcc"],
         );
-        let version = d13
-            .versions()
-            .iter()
-            .find(|v| v.starts_with("libc6="))
-            .cloned()
-            .context("no libc6 among the Debian 13 packages")?;
-        next.unpacked = Some((d13.root("libc6"), version));
+        next.unpacked = Some((d13.root("libc6"), format!("libc6={libc6}")));
         pkgs.push(next);
     }
     for pkg in &mut pkgs {
